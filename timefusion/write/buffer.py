@@ -1,0 +1,184 @@
+"""The in-memory buffer: acknowledged rows not yet committed to Delta, grouped into buckets.
+
+A bucket is (table, project_id, time bucket of `bucket_secs`). Rows arrive in WAL order (the WAL
+writer thread applies records one at a time), so every bucket knows the LSN range it holds. The
+flusher *seals* buckets (new rows for the same key start a fresh bucket), commits them, then
+*releases* them; queries see active and sealed buckets until the release. Because rows of one key
+are always appended in LSN order and a seal takes everything of that key, "all rows of key K with
+LSN ≤ L are in Delta" is exactly what a commit records — which makes WAL replay idempotent.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+BucketKey = tuple[str, str, int]  # (table, project_id, bucket start in microseconds since epoch)
+
+
+def key_string(key: BucketKey) -> str:
+    """The key as recorded in commit metadata (the table is implied by the Delta table)."""
+    return f"{key[1]}\x1f{key[2]}"
+
+
+@dataclass
+class Bucket:
+    key: BucketKey
+    batches: list[pa.RecordBatch] = field(default_factory=list)
+    rows: int = 0
+    nbytes: int = 0
+    min_lsn: int = 0
+    max_lsn: int = 0
+    created: float = field(default_factory=time.monotonic)
+
+    def add(self, lsn: int, batch: pa.RecordBatch) -> None:
+        if not self.batches:
+            self.min_lsn = lsn
+        self.batches.append(batch)
+        self.rows += batch.num_rows
+        self.nbytes += batch.nbytes
+        self.max_lsn = lsn
+
+    def end_us(self, bucket_us: int) -> int:
+        return self.key[2] + bucket_us
+
+
+class Buffer:
+    """Thread-safe; `lock` is also taken by the engine to snapshot buffer and Delta together."""
+
+    def __init__(self, bucket_secs: int, max_bytes: int) -> None:
+        self.bucket_us = bucket_secs * 1_000_000
+        self.max_bytes = max_bytes
+        self.lock = threading.RLock()
+        self.space = threading.Condition(self.lock)  # notified when memory is released
+        self._active: dict[BucketKey, Bucket] = {}
+        self._sealed: list[Bucket] = []
+        self._nbytes = 0
+        self.max_applied_lsn = 0
+
+    # -- writes ------------------------------------------------------------------------------------
+    def split(self, table: str, batch: pa.RecordBatch) -> Iterable[tuple[BucketKey, pa.RecordBatch]]:
+        """Split a coerced batch into per-bucket compact batches (copies, so memory is exact)."""
+        if batch.num_rows == 0:
+            return []
+        ts = batch.column(batch.schema.get_field_index("timestamp")).cast(pa.int64())
+        start = pc.multiply(pc.floor(pc.divide(ts.cast(pa.float64()), self.bucket_us)), self.bucket_us)
+        start = start.cast(pa.int64())
+        projects = batch.column(batch.schema.get_field_index("project_id"))
+        pmin, pmax = pc.min_max(projects).values()
+        smin, smax = pc.min_max(start).values()
+        if pmin == pmax and smin == smax:
+            return [((table, pmin.as_py(), smin.as_py()), batch)]
+        keys = pa.table({"p": projects, "s": start, "i": pa.array(range(batch.num_rows), pa.int64())})
+        groups = keys.group_by(["p", "s"], use_threads=False).aggregate([("i", "list")])
+        lists = groups.column("i_list").combine_chunks()
+        return [
+            ((table, p, s), batch.take(lists[i].values))
+            for i, (p, s) in enumerate(zip(groups.column("p").to_pylist(), groups.column("s").to_pylist()))
+        ]
+
+    def insert(
+        self, table: str, lsn: int, batch: pa.RecordBatch, committed: dict[str, int] | None = None
+    ) -> int:
+        """Add one WAL record's rows; parts whose key is committed up to ≥ lsn are skipped (replay)."""
+        parts = self.split(table, batch)
+        added = 0
+        with self.lock:
+            for key, part in parts:
+                if committed is not None and committed.get(key_string(key), 0) >= lsn:
+                    continue
+                bucket = self._active.get(key)
+                if bucket is None:
+                    bucket = self._active[key] = Bucket(key)
+                bucket.add(lsn, part)
+                self._nbytes += part.nbytes
+                added += part.num_rows
+            self.max_applied_lsn = max(self.max_applied_lsn, lsn)
+        return added
+
+    # -- memory ------------------------------------------------------------------------------------
+    @property
+    def nbytes(self) -> int:
+        return self._nbytes
+
+    def wait_for_space(self, incoming: int, timeout: float) -> bool:
+        """Block until `incoming` more bytes fit under the limit, or the timeout passes."""
+        deadline = time.monotonic() + timeout
+        with self.space:
+            while self._nbytes + incoming > self.max_bytes:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self.space.wait(remaining)
+            return True
+
+    # -- reads -------------------------------------------------------------------------------------
+    def snapshot(self, table: str, projects: frozenset[str] | None = None) -> list[pa.RecordBatch]:
+        """Every buffered batch of `table` (call with `lock` held to pair it with a Delta snapshot)."""
+        with self.lock:
+            out: list[pa.RecordBatch] = []
+            for b in (*self._sealed, *self._active.values()):
+                if b.key[0] == table and (projects is None or b.key[1] in projects):
+                    out.extend(b.batches)
+            return out
+
+    def stats(self) -> dict[str, int]:
+        with self.lock:
+            return {
+                "buckets": len(self._active),
+                "sealed": len(self._sealed),
+                "rows": sum(b.rows for b in (*self._active.values(), *self._sealed)),
+                "bytes": self._nbytes,
+            }
+
+    # -- flushing ----------------------------------------------------------------------------------
+    def seal(self, table: str, now_us: int | None, max_age_secs: float | None = None) -> list[Bucket]:
+        """Seal the buckets of `table` that are complete at `now_us` (None: all of them)."""
+        with self.lock:
+            chosen = []
+            for key, b in list(self._active.items()):
+                if key[0] != table:
+                    continue
+                complete = now_us is None or b.end_us(self.bucket_us) <= now_us
+                too_old = max_age_secs is not None and time.monotonic() - b.created >= max_age_secs
+                if complete or too_old:
+                    chosen.append(self._active.pop(key))
+            self._sealed.extend(chosen)
+            return chosen
+
+    def release(self, buckets: list[Bucket]) -> None:
+        """The buckets are committed and visible in Delta: forget them."""
+        with self.lock:
+            ids = {id(b) for b in buckets}
+            self._sealed = [b for b in self._sealed if id(b) not in ids]
+            self._nbytes -= sum(b.nbytes for b in buckets)
+            self.space.notify_all()
+
+    def unseal(self, buckets: list[Bucket]) -> None:
+        """A flush failed: put the rows back in front of any newer rows of the same key."""
+        with self.lock:
+            ids = {id(b) for b in buckets}
+            self._sealed = [b for b in self._sealed if id(b) not in ids]
+            for b in buckets:
+                newer = self._active.get(b.key)
+                if newer is not None:
+                    b.batches.extend(newer.batches)
+                    b.rows += newer.rows
+                    b.nbytes += newer.nbytes
+                    b.max_lsn = newer.max_lsn
+                self._active[b.key] = b
+
+    def tables(self) -> set[str]:
+        with self.lock:
+            return {k[0] for k in self._active}
+
+    def release_watermark(self) -> int:
+        """Lowest LSN whose rows may still be only in the WAL (records below it are in Delta)."""
+        with self.lock:
+            lsns = [b.min_lsn for b in (*self._active.values(), *self._sealed)]
+            return min([*lsns, self.max_applied_lsn + 1])

@@ -1,0 +1,171 @@
+"""Background flush: completed buffer buckets → one Delta commit per table → WAL released.
+
+Each commit records, in its commit metadata, the WAL id and for every bucket key the highest LSN it
+covers; recovery reads that back and skips those rows, so a crash between the Delta commit and the
+WAL release duplicates nothing. Rows stay queryable from memory until the commit is published,
+and buffer release and snapshot publication happen under the buffer lock, so a query sees each
+row exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from timefusion.schema import TableSchema
+from timefusion.storage.delta import META_KEYS, META_MAX_LSN, META_WAL_ID, DeltaStore
+from timefusion.write.buffer import Bucket, Buffer, key_string
+
+log = logging.getLogger(__name__)
+
+
+def dedup_last(data: pa.Table, keys: tuple[str, ...]) -> pa.Table:
+    """Keep the last row (in arrival order) of every distinct `keys` combination."""
+    if not keys or data.num_rows < 2:
+        return data
+    idx = pa.array(np.arange(data.num_rows, dtype=np.int64))
+    groups = (
+        pa.table([*(data.column(k) for k in keys), idx], names=[*keys, "__i"])
+        .group_by(list(keys), use_threads=False)
+        .aggregate([("__i", "max")])
+    )
+    if groups.num_rows == data.num_rows:
+        return data
+    keep = pc.sort_indices(groups.column("__i_max"))
+    return data.take(pc.take(groups.column("__i_max"), keep))
+
+
+def prepare_commit(schema: TableSchema, buckets: list[Bucket]) -> pa.Table:
+    """The rows of `buckets` deduplicated on the dedup keys and sorted by the sort keys."""
+    data = pa.Table.from_batches(
+        [b for bucket in buckets for b in bucket.batches], schema=schema.arrow_schema
+    )
+    data = dedup_last(data, schema.dedup_keys)
+    order = [(p, "ascending") for p in schema.partition_by]
+    order += [(c, "descending" if desc else "ascending") for c, desc in schema.sort_by]
+    return data.sort_by(order)
+
+
+@dataclass
+class FlushStats:
+    commits: int = 0
+    rows: int = 0
+    failures: int = 0
+    last_error: str | None = None
+    last_flush_secs: float = 0.0
+
+
+class Flusher:
+    """Runs `flush()` every `interval` seconds on a thread, or sooner when `trigger()`ed."""
+
+    def __init__(
+        self,
+        buffer: Buffer,
+        stores: dict[str, DeltaStore],
+        wal_id: str,
+        release_wal: Callable[[int], object],
+        interval: float,
+        max_age_secs: float,
+        pressure_fraction: float = 0.8,
+    ) -> None:
+        self.buffer = buffer
+        self.stores = stores
+        self.wal_id = wal_id
+        self.release_wal = release_wal
+        self.interval = interval
+        self.max_age_secs = max_age_secs
+        self.pressure_fraction = pressure_fraction
+        self.stats = FlushStats()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._flush_lock = threading.Lock()  # one flush at a time (tick, trigger, shutdown)
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="timefusion-flusher", daemon=True)
+        self._thread.start()
+
+    def trigger(self) -> None:
+        """Flush now, everything (memory pressure)."""
+        self._wake.set()
+
+    def under_pressure(self) -> bool:
+        return self.buffer.nbytes >= self.pressure_fraction * self.buffer.max_bytes
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            if self._stop.is_set():
+                break
+            forced = self._wake.is_set()
+            self._wake.clear()
+            try:
+                self.flush(everything=forced or self.under_pressure())
+            except Exception as e:  # keep the thread alive: the rows are still in WAL and memory
+                log.exception("flush failed; will retry: %s", e)
+
+    def stop(self, flush: bool = True) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+        if flush:
+            self.flush(everything=True)
+
+    def flush(self, everything: bool = False) -> int:
+        """Commit completed buckets (all buckets if `everything`); returns rows committed."""
+        with self._flush_lock:
+            started = time.monotonic()
+            now_us = None if everything else int(time.time() * 1_000_000)
+            total = 0
+            error: Exception | None = None
+            for name, store in self.stores.items():
+                buckets = self.buffer.seal(name, now_us, None if everything else self.max_age_secs)
+                if not buckets:
+                    continue
+                try:
+                    total += self._commit(store, buckets)
+                except Exception as e:
+                    self.buffer.unseal(buckets)
+                    self.stats.failures += 1
+                    self.stats.last_error = f"{type(e).__name__}: {e}"
+                    log.error(
+                        "flush of %s failed (%d buckets stay in memory and WAL): %s", name, len(buckets), e
+                    )
+                    error = e
+            self.release_wal(self.buffer.release_watermark())
+            self.stats.last_flush_secs = time.monotonic() - started
+            if error is not None:
+                raise error
+            return total
+
+    def _commit(self, store: DeltaStore, buckets: list[Bucket]) -> int:
+        data = prepare_commit(store.schema, buckets)
+        keys: dict[str, int] = {}
+        for b in buckets:
+            k = key_string(b.key)
+            keys[k] = max(keys.get(k, 0), b.max_lsn)
+        meta = {META_WAL_ID: self.wal_id, META_MAX_LSN: str(max(keys.values())), META_KEYS: keys}
+        t0 = time.monotonic()
+        snapshot = store.append(data, meta)
+        with self.buffer.lock:  # publish the new files and forget the rows in one step
+            store.publish(snapshot)
+            self.buffer.release(buckets)
+        self.stats.commits += 1
+        self.stats.rows += data.num_rows
+        log.info(
+            "flushed %d rows of %s in %d buckets to Delta version %d (%.0f ms)",
+            data.num_rows,
+            store.schema.name,
+            len(buckets),
+            snapshot.version,
+            (time.monotonic() - t0) * 1000,
+        )
+        return data.num_rows

@@ -1,0 +1,69 @@
+"""The one ingest entry point every protocol calls: coerce → admit → WAL (durable) → buffer → ack.
+
+`Ingestor.ingest` returns only after the rows are in the WAL on disk (per the fsync mode) and in
+the buffer, so an acknowledged row is both durable and visible to the next query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+
+import pyarrow as pa
+
+from timefusion.schema import TableSchema
+from timefusion.write.buffer import Buffer
+from timefusion.write.coerce import IngestError, coerce
+from timefusion.write.wal import Wal
+
+
+class ServerBusyError(IngestError):
+    """The buffer is full and did not drain in time; the client should retry."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "53200")
+
+
+class Ingestor:
+    def __init__(
+        self,
+        schemas: Mapping[str, TableSchema],
+        buffer: Buffer,
+        wal: Wal,
+        request_flush: Callable[[], None],
+        busy_wait_secs: float,
+        pressure_fraction: float = 0.8,
+    ) -> None:
+        self.schemas = schemas
+        self.buffer = buffer
+        self.wal = wal
+        self.request_flush = request_flush
+        self.busy_wait_secs = busy_wait_secs
+        self.pressure_fraction = pressure_fraction
+
+    def ingest(self, table: str, data: pa.RecordBatch | pa.Table) -> int:
+        """Store `data` in `table`; returns the number of rows once they are durable and visible."""
+        schema = self.schemas.get(table)
+        if schema is None:
+            raise IngestError(f'relation "{table}" does not exist', "42P01")
+        batch = coerce(schema, data)
+        if batch.num_rows == 0:
+            return 0
+        size = batch.nbytes
+        if size > self.buffer.max_bytes:
+            raise IngestError(
+                f"batch of {size} bytes is larger than the whole buffer "
+                f"(TIMEFUSION_BUFFER_MAX_MEMORY_MB); send smaller batches",
+                "54000",
+            )
+        if self.buffer.nbytes + size >= self.pressure_fraction * self.buffer.max_bytes:
+            self.request_flush()
+        if not self.buffer.wait_for_space(size, self.busy_wait_secs):
+            raise ServerBusyError(
+                "server busy: the write buffer is full and is being flushed to storage; retry shortly"
+            )
+        self.wal.append(table, batch)
+        return batch.num_rows
+
+    async def ingest_async(self, table: str, data: pa.RecordBatch | pa.Table) -> int:
+        return await asyncio.to_thread(self.ingest, table, data)
