@@ -6,8 +6,9 @@ import time
 import pyarrow as pa
 
 from timefusion.schema import load_tables
-from timefusion.write.buffer import Buffer, key_string
+from timefusion.write.buffer import Buffer
 from timefusion.write.coerce import coerce
+from timefusion.write.recovery import key_string, uncommitted
 
 LOGS = load_tables()["otel_logs_and_spans"]
 T = "otel_logs_and_spans"
@@ -61,13 +62,16 @@ def test_only_completed_buckets_are_sealed() -> None:
     assert [b.key[2] for b in sealed] == [1737122400 * 1_000_000]
 
 
-def test_replay_skips_committed_keys() -> None:
-    buf = Buffer(bucket_secs=300, max_bytes=1 << 30)
-    batch = rows(["2025-01-17 14:00:00", "2025-01-17 14:10:00"], ["a", "a"])
-    committed = {key_string((T, "a", 1737122400 * 1_000_000)): 5}
-    assert buf.insert(T, 5, batch, committed) == 1  # the 14:00 bucket is in Delta up to LSN 5
-    assert buf.insert(T, 6, batch, committed) == 2
-    assert buf.max_applied_lsn == 6
+def test_replay_skips_committed_keys_whatever_the_bucket_width() -> None:
+    batch = rows(["2025-01-17 14:00:00", "2025-01-17 14:10:00", "2025-01-17 14:12:00"], ["a", "a", "b"])
+    start = 1737122400 * 1_000_000
+    committed = {300_000_000: {key_string("a", start): 5}}  # the 14:00 bucket is in Delta up to LSN 5
+    assert uncommitted(batch, 5, committed).num_rows == 2
+    assert uncommitted(batch, 6, committed).num_rows == 3
+    # an earlier run used 1-hour buckets: its commit covers all of a's rows of that hour
+    committed[3_600_000_000] = {key_string("a", start): 9}
+    kept = uncommitted(batch, 7, committed)
+    assert kept.column(kept.schema.get_field_index("project_id")).to_pylist() == ["b"]
 
 
 def test_writers_wait_for_memory_then_give_up() -> None:

@@ -23,12 +23,14 @@ from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundErr
 
 from timefusion.schema import TableSchema
 from timefusion.storage.location import TableLocation
+from timefusion.write.recovery import Committed, merge
 
 log = logging.getLogger(__name__)
 
 META_WAL_ID = "timefusion.wal_id"
 META_MAX_LSN = "timefusion.max_lsn"
 META_KEYS = "timefusion.wal_keys"
+META_BUCKET_US = "timefusion.bucket_us"
 
 
 @dataclass(frozen=True)
@@ -168,13 +170,14 @@ class DeltaStore:
             self._snapshot = snapshot
 
     # -- recovery ----------------------------------------------------------------------------------
-    def committed_wal_keys(self, wal_id: str, oldest_lsn: int) -> dict[str, int]:
-        """For commits made from WAL `wal_id`: bucket key → highest LSN committed for that key.
+    def committed_wal_keys(self, wal_id: str, oldest_lsn: int) -> Committed:
+        """For commits made from WAL `wal_id`: bucket width → bucket key → highest LSN committed.
 
-        Reads commit metadata newest first and stops at the first of our commits whose highest LSN
-        is below `oldest_lsn` (everything older was released from the WAL already).
+        Reads commit metadata newest first and stops at the first of our commits whose LSN
+        high-water mark is below `oldest_lsn`: that mark never decreases from one commit to the
+        next, so no older commit can hold a record the WAL still has.
         """
-        result: dict[str, int] = {}
+        result: Committed = {}
         limit = 64
         seen = 0
         while True:
@@ -185,8 +188,8 @@ class DeltaStore:
                 max_lsn = int(entry.get(META_MAX_LSN, 0))
                 if max_lsn < oldest_lsn:
                     return result
-                for key, lsn in json.loads(entry.get(META_KEYS, "{}")).items():
-                    result[key] = max(result.get(key, 0), int(lsn))
+                width = int(entry.get(META_BUCKET_US, 0))
+                merge(result, width, {k: int(v) for k, v in json.loads(entry.get(META_KEYS, "{}")).items()})
             if len(history) < limit:
                 return result
             seen = len(history)

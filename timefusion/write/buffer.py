@@ -15,15 +15,13 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from timefusion.write.recovery import bucket_starts
+
 BucketKey = tuple[str, str, int]  # (table, project_id, bucket start in microseconds since epoch)
-
-
-def key_string(key: BucketKey) -> str:
-    """The key as recorded in commit metadata (the table is implied by the Delta table)."""
-    return f"{key[1]}\x1f{key[2]}"
 
 
 @dataclass
@@ -48,6 +46,24 @@ class Bucket:
         return self.key[2] + bucket_us
 
 
+def key_runs(keys: pa.Table) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """Rows grouped by equal key columns: (stable sort order, run starts, run ends) into that order.
+
+    The sort is stable, so within a run the rows keep their arrival order.
+    """
+    order = pc.sort_indices(keys, [(name, "ascending") for name in keys.column_names])
+    n = len(order)
+    change = np.zeros(n, dtype=bool)
+    change[0] = True
+    for name in keys.column_names:
+        sorted_col = pc.take(keys.column(name), order)
+        diff = pc.not_equal(sorted_col.slice(1), sorted_col.slice(0, n - 1))
+        change[1:] |= pc.fill_null(diff, True).to_numpy(zero_copy_only=False)
+    starts = np.flatnonzero(change)
+    ends = np.append(starts[1:], n)
+    return order, starts, ends
+
+
 class Buffer:
     """Thread-safe; `lock` is also taken by the engine to snapshot buffer and Delta together."""
 
@@ -66,32 +82,26 @@ class Buffer:
         """Split a coerced batch into per-bucket compact batches (copies, so memory is exact)."""
         if batch.num_rows == 0:
             return []
-        ts = batch.column(batch.schema.get_field_index("timestamp")).cast(pa.int64())
-        start = pc.multiply(pc.floor(pc.divide(ts.cast(pa.float64()), self.bucket_us)), self.bucket_us)
-        start = start.cast(pa.int64())
+        start = bucket_starts(batch.column(batch.schema.get_field_index("timestamp")), self.bucket_us)
         projects = batch.column(batch.schema.get_field_index("project_id"))
         pmin, pmax = pc.min_max(projects).values()
         smin, smax = pc.min_max(start).values()
         if pmin == pmax and smin == smax:
             return [((table, pmin.as_py(), smin.as_py()), batch)]
-        keys = pa.table({"p": projects, "s": start, "i": pa.array(range(batch.num_rows), pa.int64())})
-        groups = keys.group_by(["p", "s"], use_threads=False).aggregate([("i", "list")])
-        lists = groups.column("i_list").combine_chunks()
-        return [
-            ((table, p, s), batch.take(lists[i].values))
-            for i, (p, s) in enumerate(zip(groups.column("p").to_pylist(), groups.column("s").to_pylist()))
-        ]
+        order, starts, ends = key_runs(pa.table({"p": projects, "s": start}))
+        out = []
+        for a, b in zip(starts.tolist(), ends.tolist()):
+            idx = order.slice(a, b - a)
+            first = idx[0].as_py()
+            out.append(((table, projects[first].as_py(), start[first].as_py()), batch.take(idx)))
+        return out
 
-    def insert(
-        self, table: str, lsn: int, batch: pa.RecordBatch, committed: dict[str, int] | None = None
-    ) -> int:
-        """Add one WAL record's rows; parts whose key is committed up to ≥ lsn are skipped (replay)."""
+    def insert(self, table: str, lsn: int, batch: pa.RecordBatch) -> int:
+        """Add one WAL record's rows (callers apply records in LSN order)."""
         parts = self.split(table, batch)
         added = 0
         with self.lock:
             for key, part in parts:
-                if committed is not None and committed.get(key_string(key), 0) >= lsn:
-                    continue
                 bucket = self._active.get(key)
                 if bucket is None:
                     bucket = self._active[key] = Bucket(key)

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from timefusion.schema import TableSchema
-from timefusion.storage.delta import META_KEYS, META_MAX_LSN, META_WAL_ID, DeltaStore
-from timefusion.write.buffer import Bucket, Buffer, key_string
+from timefusion.storage.delta import META_BUCKET_US, META_KEYS, META_MAX_LSN, META_WAL_ID, DeltaStore
+from timefusion.write.buffer import Bucket, Buffer, key_runs
+from timefusion.write.recovery import key_string
 
 log = logging.getLogger(__name__)
 
@@ -30,16 +30,11 @@ def dedup_last(data: pa.Table, keys: tuple[str, ...]) -> pa.Table:
     """Keep the last row (in arrival order) of every distinct `keys` combination."""
     if not keys or data.num_rows < 2:
         return data
-    idx = pa.array(np.arange(data.num_rows, dtype=np.int64))
-    groups = (
-        pa.table([*(data.column(k) for k in keys), idx], names=[*keys, "__i"])
-        .group_by(list(keys), use_threads=False)
-        .aggregate([("__i", "max")])
-    )
-    if groups.num_rows == data.num_rows:
+    order, _, ends = key_runs(data.select(list(keys)).combine_chunks())
+    if len(ends) == data.num_rows:
         return data
-    keep = pc.sort_indices(groups.column("__i_max"))
-    return data.take(pc.take(groups.column("__i_max"), keep))
+    last = np.sort(order.to_numpy()[ends - 1])  # the last arrival of each key, in arrival order
+    return data.take(pa.array(last))
 
 
 def prepare_commit(schema: TableSchema, buckets: list[Bucket]) -> pa.Table:
@@ -130,8 +125,9 @@ class Flusher:
                 buckets = self.buffer.seal(name, now_us, None if everything else self.max_age_secs)
                 if not buckets:
                     continue
+                high_water = self.buffer.max_applied_lsn  # ≥ every LSN sealed, never decreases
                 try:
-                    total += self._commit(store, buckets)
+                    total += self._commit(store, buckets, high_water)
                 except Exception as e:
                     self.buffer.unseal(buckets)
                     self.stats.failures += 1
@@ -146,13 +142,18 @@ class Flusher:
                 raise error
             return total
 
-    def _commit(self, store: DeltaStore, buckets: list[Bucket]) -> int:
+    def _commit(self, store: DeltaStore, buckets: list[Bucket], high_water: int) -> int:
         data = prepare_commit(store.schema, buckets)
         keys: dict[str, int] = {}
         for b in buckets:
-            k = key_string(b.key)
+            k = key_string(b.key[1], b.key[2])
             keys[k] = max(keys.get(k, 0), b.max_lsn)
-        meta = {META_WAL_ID: self.wal_id, META_MAX_LSN: str(max(keys.values())), META_KEYS: keys}
+        meta = {
+            META_WAL_ID: self.wal_id,
+            META_MAX_LSN: str(high_water),
+            META_BUCKET_US: str(self.buffer.bucket_us),
+            META_KEYS: keys,
+        }
         t0 = time.monotonic()
         snapshot = store.append(data, meta)
         with self.buffer.lock:  # publish the new files and forget the rows in one step

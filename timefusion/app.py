@@ -1,0 +1,173 @@
+"""Builds the pieces (stores, WAL, buffer, flusher, query engine), starts and stops them.
+
+`TimeFusion` is the in-process database: `ingest()` for Arrow data, `sql()` for queries and
+`INSERT`s. `open()` replays the WAL into the buffer (skipping rows that Delta already has) before
+anything is served; `close()` flushes everything buffered and releases the WAL.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from timefusion.config import Config
+from timefusion.query.engine import QueryEngine, QueryError, QueryResult, query_error
+from timefusion.query.rewrite import split_insert
+from timefusion.schema import TableSchema, load_tables
+from timefusion.storage.delta import DeltaStore
+from timefusion.storage.location import table_location
+from timefusion.write.buffer import Buffer
+from timefusion.write.coerce import IngestError
+from timefusion.write.flusher import Flusher
+from timefusion.write.ingest import Ingestor
+from timefusion.write.recovery import Committed, uncommitted
+from timefusion.write.wal import Wal, WalRecord
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(RuntimeError):
+    """The database cannot start; the message says why and what to do."""
+
+
+class TimeFusion:
+    def __init__(self, config: Config, schemas: Mapping[str, TableSchema] | None = None) -> None:
+        self.config = config
+        self.schemas = dict(schemas or load_tables())
+        self.buffer = Buffer(config.bucket_duration_secs, config.buffer_max_memory_mb * 1024 * 1024)
+        self.stores: dict[str, DeltaStore] = {}
+        self.wal: Wal | None = None
+        self.flusher: Flusher | None = None
+        self.ingestor: Ingestor | None = None
+        self.query: QueryEngine | None = None
+        self.replay_stats: dict[str, Any] = {}
+        self.ready = False
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def open(self) -> TimeFusion:
+        started = time.monotonic()
+        cfg = self.config
+        self.wal = Wal(
+            cfg.wal_path,
+            fsync_mode=cfg.wal_fsync_mode,
+            fsync_interval_ms=cfg.wal_fsync_ms,
+            segment_bytes=cfg.wal_segment_mb * 1024 * 1024,
+            apply=self._apply,
+        )
+        try:
+            for name, schema in self.schemas.items():
+                self.stores[name] = DeltaStore(schema, table_location(cfg, name))
+            self._replay()
+        except BaseException:
+            self.wal.close()
+            raise
+        self.flusher = Flusher(
+            self.buffer,
+            self.stores,
+            self.wal.wal_id,
+            self.wal.release_up_to,
+            cfg.flush_interval_secs,
+            cfg.buffer_retention_mins * 60.0,
+        )
+        self.ingestor = Ingestor(
+            self.schemas, self.buffer, self.wal, self.flusher.trigger, cfg.buffer_busy_wait_ms / 1000.0
+        )
+        self.query = QueryEngine(self.schemas, self.stores, self.buffer)
+        self.flusher.start()
+        self.ready = True
+        log.info("TimeFusion ready in %.2f s", time.monotonic() - started)
+        return self
+
+    def _replay(self) -> None:
+        assert self.wal is not None
+        t0 = time.monotonic()
+        committed: dict[str, Committed] | None = None
+        records = rows = kept = 0
+        for rec in self.wal.replay():
+            if committed is None:  # the first record is the oldest LSN still in the WAL
+                committed = {
+                    name: store.committed_wal_keys(self.wal.wal_id, rec.lsn)
+                    for name, store in self.stores.items()
+                }
+            if rec.table not in self.schemas:
+                raise StartupError(
+                    f"the WAL in {self.config.wal_path} holds rows for table {rec.table!r}, which has no "
+                    f"schema file; restore its schema so these acknowledged rows can be stored"
+                )
+            records += 1
+            rows += rec.batch.num_rows
+            kept += self.buffer.insert(
+                rec.table, rec.lsn, uncommitted(rec.batch, rec.lsn, committed[rec.table])
+            )
+        secs = time.monotonic() - t0
+        self.replay_stats = {"records": records, "rows": rows, "rows_restored": kept, "seconds": secs}
+        log.info("WAL replay: %d records, %d rows (%d not yet in Delta) in %.3f s", records, rows, kept, secs)
+
+    def _apply(self, rec: WalRecord) -> None:
+        self.buffer.insert(rec.table, rec.lsn, rec.batch)
+
+    def close(self, flush: bool = True) -> None:
+        """Flush everything buffered (unless `flush=False`, which simulates a crash) and stop."""
+        self.ready = False
+        if self.flusher is not None:
+            try:
+                self.flusher.stop(flush=flush)
+            finally:
+                self.flusher = None
+        if self.wal is not None:
+            self.wal.close()
+            self.wal = None
+
+    def __enter__(self) -> TimeFusion:
+        return self.open() if not self.ready else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- data --------------------------------------------------------------------------------------
+    def ingest(self, table: str, data: pa.RecordBatch | pa.Table) -> int:
+        """Durably store Arrow rows; returns once they are in the WAL and visible to queries."""
+        if self.ingestor is None:
+            raise IngestError("the database is not open", "57P03")
+        return self.ingestor.ingest(table, data)
+
+    def flush(self) -> int:
+        """Commit everything buffered to Delta now; returns rows committed."""
+        assert self.flusher is not None
+        return self.flusher.flush(everything=True)
+
+    def sql(
+        self, text: str, params: Sequence[object] | None = None, projects: frozenset[str] | None = None
+    ) -> QueryResult:
+        """Run one statement: a query, or an INSERT (VALUES or SELECT) through the ingest path."""
+        if self.query is None:
+            raise QueryError("the database system is starting up", "57P03")
+        insert = split_insert(text)
+        if insert is None:
+            return self.query.execute(text, params, projects)
+        table, columns, source = insert
+        schema = self.schemas.get(table)
+        if schema is None:
+            raise QueryError(f'relation "{table}" does not exist', "42P01")
+        data = self.query.execute(source, params, projects).to_table()
+        names = list(columns) if columns else [c.name for c in schema.columns[: data.num_columns]]
+        if len(names) != data.num_columns:
+            raise QueryError(
+                f"INSERT has {data.num_columns} expressions but {len(names)} target columns", "42601"
+            )
+        data = data.rename_columns(names)
+        if projects is not None and data.num_rows and "project_id" in names:
+            seen = set(data.column("project_id").to_pylist())
+            if not seen <= projects:
+                raise QueryError("permission denied: INSERT into a project outside this session", "42501")
+        try:
+            n = self.ingest(table, data)
+        except IngestError:
+            raise
+        except Exception as e:
+            raise query_error(e) from None
+        return QueryResult(pa.schema([]), None, command="INSERT", rowcount=n)

@@ -1,0 +1,205 @@
+"""Run SQL with DataFusion over buffer ∪ Delta, pruned before DataFusion sees a file.
+
+Per query: the SQL is rewritten to PostgreSQL semantics and its predicates on `project_id`, `date`
+and `timestamp` are extracted (`query.rewrite`); under the buffer lock we take the buffer's batches
+and the Delta snapshot together (so a row being flushed is seen exactly once); the snapshot's files
+are pruned by partition values and timestamp stats; then, in a fresh SessionContext (about 0.2 ms),
+each table name is bound to a view `buffer UNION ALL file_1 UNION ALL …`. DataFusion pushes the
+query's filters into every branch. Registering each referenced file (not listing directories) is
+what keeps files that Delta no longer references out of results (DESIGN.md §3).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import reduce
+
+import pyarrow as pa
+from datafusion import DataFrame, SessionConfig, SessionContext, col, lit
+from datafusion import functions as F
+
+from timefusion.query.rewrite import Prepared, PruneSpec, RewriteError, prepare
+from timefusion.schema import TableSchema
+from timefusion.storage.delta import DeltaStore, prune_files
+from timefusion.write.buffer import Buffer
+
+
+class QueryError(Exception):
+    """A query failed; `sqlstate` is the PostgreSQL error code for clients."""
+
+    def __init__(self, message: str, sqlstate: str = "XX000") -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+_ERROR_CODES: tuple[tuple[str, str], ...] = (
+    (r"ParserError|SQL error|sql parser error|Expected", "42601"),
+    (r"table '.*' not found|No table named|table .* not found", "42P01"),
+    (r"No field named|Schema error: No field|column .* not found", "42703"),
+    (r"Cast error|Cannot cast|cannot be cast|Failed to parse|Parser error: Error parsing", "22P02"),
+    (r"Divide by zero|divide by zero", "22012"),
+    (r"Arithmetic overflow|Overflow", "22003"),
+    (r"This feature is not implemented|NotImplemented|not supported", "0A000"),
+    (
+        r"Invalid function|Invalid argument|No function matches|does not support|Error during planning",
+        "42883",
+    ),
+    (r"Resources exhausted|ResourcesExhausted", "53200"),
+)
+
+
+def _sqlstate(message: str) -> str:
+    for pattern, code in _ERROR_CODES:
+        if re.search(pattern, message):
+            return code
+    return "XX000"
+
+
+def query_error(exc: BaseException) -> QueryError:
+    text = str(exc)
+    # DataFusion prefixes messages with its error class; keep the part a user can act on.
+    message = re.sub(r"^(DataFusion error: )?(Execution error: |Error during planning: )?", "", text)
+    return QueryError(message.strip() or type(exc).__name__, _sqlstate(text))
+
+
+@dataclass(frozen=True)
+class ScanStats:
+    files_total: int
+    files_scanned: int
+    buffer_batches: int
+    delta_version: int
+
+
+@dataclass
+class QueryResult:
+    """A running query: its schema and a stream of record batches (pulled lazily)."""
+
+    schema: pa.Schema
+    _frame: DataFrame | None
+    scans: dict[str, ScanStats] = field(default_factory=dict)
+    command: str = "SELECT"
+    rowcount: int | None = None
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        if self._frame is None:
+            return
+        try:
+            for batch in self._frame.execute_stream():
+                rb = batch.to_pyarrow()
+                if rb.num_rows:
+                    yield rb
+        except Exception as e:
+            raise query_error(e) from None
+
+    def to_table(self) -> pa.Table:
+        return pa.Table.from_batches(list(self), schema=self.schema)
+
+
+class QueryEngine:
+    def __init__(
+        self, schemas: Mapping[str, TableSchema], stores: Mapping[str, DeltaStore], buffer: Buffer
+    ) -> None:
+        self.schemas = schemas
+        self.stores = stores
+        self.buffer = buffer
+        self._config = (
+            SessionConfig()
+            .with_information_schema(True)
+            .set("datafusion.execution.parquet.schema_force_view_types", "false")
+            .set("datafusion.execution.time_zone", "+00:00")
+        )
+
+    def new_context(self) -> SessionContext:
+        return SessionContext(self._config)
+
+    def prepare(self, sql: str, params: Sequence[object] | None = None) -> Prepared:
+        try:
+            return prepare(sql, params, self.schemas, dt.datetime.now(dt.UTC))
+        except RewriteError as e:
+            raise QueryError(str(e), getattr(e, "sqlstate", "42601")) from None
+
+    def execute(
+        self, sql: str, params: Sequence[object] | None = None, projects: frozenset[str] | None = None
+    ) -> QueryResult:
+        """Plan `sql` (a query); `projects`, when given, is the set of tenants this caller may see."""
+        prepared = self.prepare(sql, params)
+        ctx = self.new_context()
+        scans = self.bind_tables(ctx, prepared.tables, projects)
+        try:
+            frame = ctx.sql(prepared.sql)
+            schema = frame.schema()
+        except Exception as e:
+            raise query_error(e) from None
+        return QueryResult(schema, frame, scans)
+
+    def bind_tables(
+        self, ctx: SessionContext, tables: Mapping[str, PruneSpec], projects: frozenset[str] | None
+    ) -> dict[str, ScanStats]:
+        """Register each referenced table in `ctx` as buffer ∪ pruned Delta files."""
+        with self.buffer.lock:  # one consistent cut of memory and Delta
+            cut = {
+                name: (self.stores[name].snapshot, self.buffer.snapshot(name, projects))
+                for name in tables
+                if name in self.stores
+            }
+        scans: dict[str, ScanStats] = {}
+        for name, (snapshot, batches) in cut.items():
+            spec = tables[name]
+            allowed = spec.projects
+            if projects is not None:
+                allowed = projects if allowed is None else allowed & projects
+            date_min, date_max = spec.date_min, spec.date_max
+            if spec.ts_min is not None:
+                date_min = max(date_min or spec.ts_min.date(), spec.ts_min.date())
+            if spec.ts_max is not None:
+                date_max = min(date_max or spec.ts_max.date(), spec.ts_max.date())
+            files = prune_files(snapshot.files, allowed, spec.ts_min, spec.ts_max, date_min, date_max)
+            self._register(ctx, self.schemas[name], batches, files, projects)
+            scans[name] = ScanStats(snapshot.num_files, files.num_rows, len(batches), snapshot.version)
+        return scans
+
+    def _register(
+        self,
+        ctx: SessionContext,
+        schema: TableSchema,
+        batches: list[pa.RecordBatch],
+        files: pa.Table,
+        projects: frozenset[str] | None,
+    ) -> None:
+        arrow_schema = schema.arrow_schema
+        buffer_name = f"__tf_buffer_{schema.name}"
+        if not batches:
+            batches = [pa.RecordBatch.from_pylist([], schema=arrow_schema)]
+        ctx.register_record_batches(buffer_name, [batches])
+        parts: list[DataFrame] = [ctx.table(buffer_name)]
+        for path, project, date in zip(
+            files.column("path").to_pylist(),
+            files.column("project_id").to_pylist(),
+            files.column("date").to_pylist(),
+        ):
+            parts.append(self._file_frame(ctx, schema, path, project, date))
+        frame = reduce(lambda a, b: a.union(b), parts)
+        if projects is not None:
+            frame = frame.filter(F.in_list(col("project_id"), [lit(p) for p in sorted(projects)]))
+        ctx.register_view(schema.name, frame)
+
+    @staticmethod
+    def _file_frame(
+        ctx: SessionContext, schema: TableSchema, path: str, project: str | None, date: dt.date | None
+    ) -> DataFrame:
+        frame = ctx.read_parquet(path)
+        present = set(frame.schema().names)
+        exprs = []
+        for c in schema.columns:
+            if c.name == "project_id":
+                exprs.append(lit(pa.scalar(project, pa.string())).alias(c.name))
+            elif c.name == "date":
+                exprs.append(lit(pa.scalar(date, pa.date32())).alias(c.name))
+            elif c.name in present:
+                exprs.append(col(c.name).cast(c.arrow_type).alias(c.name))
+            else:  # a column added to the schema after this file was written
+                exprs.append(lit(pa.scalar(None, c.arrow_type)).alias(c.name))
+        return frame.select(*exprs)
