@@ -76,12 +76,12 @@ def test_replay_skips_committed_keys_whatever_the_bucket_width() -> None:
 
 def test_writers_wait_for_memory_then_give_up() -> None:
     batch = rows(["2025-01-17 14:00:00"] * 100, ["a"] * 100)
-    buf = Buffer(bucket_secs=300, max_bytes=batch.nbytes * 2)
+    buf = Buffer(bucket_secs=300, max_bytes=batch.get_total_buffer_size() * 2)
     buf.insert(T, 1, batch)
     buf.insert(T, 2, batch)
     t0 = time.monotonic()
-    assert buf.wait_for_space(batch.nbytes, timeout=0.2) is False
+    assert buf.wait_for_space(batch.get_total_buffer_size(), timeout=0.2) is False
     assert time.monotonic() - t0 >= 0.2
     sealed = buf.seal(T, None)
     threading.Timer(0.1, buf.release, args=(sealed,)).start()
-    assert buf.wait_for_space(batch.nbytes, timeout=5) is True
+    assert buf.wait_for_space(batch.get_total_buffer_size(), timeout=5) is True

@@ -256,3 +256,16 @@ def test_other_projects_are_not_counted(loaded: TimeFusion) -> None:
         "SELECT COUNT(*) AS n FROM otel_logs_and_spans", projects=frozenset({"other"})
     ).to_table()
     assert mine.column("n")[0].as_py() == sum(1 for r in ROWS if r["project_id"] == "other")
+
+
+def test_output_names_follow_postgresql(loaded: TimeFusion) -> None:
+    res = loaded.sql(
+        "SELECT count(*), count(*) FILTER (WHERE duration > 1000000000), max(duration) "
+        "FROM otel_logs_and_spans WHERE project_id = 'prod-api-001'"
+    )
+    assert res.schema.names == ["count", "count", "max"]
+    (batch,) = list(res)
+    row = [batch.column(i)[0].as_py() for i in range(3)]
+    mine = [r for r in ROWS if r["project_id"] == P]
+    assert row[0] == len(mine)
+    assert row[1] == sum(1 for r in mine if r["duration"] > 1_000_000_000)

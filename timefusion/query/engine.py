@@ -90,12 +90,29 @@ class QueryResult:
             for batch in self._frame.execute_stream():
                 rb = batch.to_pyarrow()
                 if rb.num_rows:
-                    yield rb
+                    # PostgreSQL's output names (DataFusion needs them unique; clients do not)
+                    yield pa.RecordBatch.from_arrays(rb.columns, schema=self.schema)
         except Exception as e:
             raise query_error(e) from None
 
     def to_table(self) -> pa.Table:
         return pa.Table.from_batches(list(self), schema=self.schema)
+
+
+def _allowed(spec: PruneSpec, projects: frozenset[str] | None) -> frozenset[str] | None:
+    """Projects a table reference may read: what the query asks for, within the session's set."""
+    if projects is None:
+        return spec.projects
+    return projects if spec.projects is None else spec.projects & projects
+
+
+def _us(value: dt.datetime | None) -> int | None:
+    if value is None:
+        return None
+    return (value - _EPOCH) // dt.timedelta(microseconds=1)
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 class QueryEngine:
@@ -105,6 +122,7 @@ class QueryEngine:
         self.schemas = schemas
         self.stores = stores
         self.buffer = buffer
+        self._file_schemas: dict[str, pa.Schema] = {}
         self._config = (
             SessionConfig()
             .with_information_schema(True)
@@ -133,6 +151,9 @@ class QueryEngine:
             schema = frame.schema()
         except Exception as e:
             raise query_error(e) from None
+        names = prepared.column_names
+        if names and len(names) == len(schema) and list(names) != schema.names:
+            schema = pa.schema([f.with_name(n) for f, n in zip(schema, names)], metadata=schema.metadata)
         return QueryResult(schema, frame, scans)
 
     def bind_tables(
@@ -141,16 +162,22 @@ class QueryEngine:
         """Register each referenced table in `ctx` as buffer ∪ pruned Delta files."""
         with self.buffer.lock:  # one consistent cut of memory and Delta
             cut = {
-                name: (self.stores[name].snapshot, self.buffer.snapshot(name, projects))
+                name: (
+                    self.stores[name].snapshot,
+                    self.buffer.snapshot(
+                        name,
+                        _allowed(tables[name], projects),
+                        _us(tables[name].ts_min),
+                        _us(tables[name].ts_max),
+                    ),
+                )
                 for name in tables
                 if name in self.stores
             }
         scans: dict[str, ScanStats] = {}
         for name, (snapshot, batches) in cut.items():
             spec = tables[name]
-            allowed = spec.projects
-            if projects is not None:
-                allowed = projects if allowed is None else allowed & projects
+            allowed = _allowed(spec, projects)
             date_min, date_max = spec.date_min, spec.date_max
             if spec.ts_min is not None:
                 date_min = max(date_min or spec.ts_min.date(), spec.ts_min.date())
@@ -173,7 +200,7 @@ class QueryEngine:
         buffer_name = f"__tf_buffer_{schema.name}"
         if not batches:
             batches = [pa.RecordBatch.from_pylist([], schema=arrow_schema)]
-        ctx.register_record_batches(buffer_name, [batches])
+        ctx.register_record_batches(buffer_name, [[b] for b in batches])
         parts: list[DataFrame] = [ctx.table(buffer_name)]
         for path, project, date in zip(
             files.column("path").to_pylist(),
@@ -186,20 +213,28 @@ class QueryEngine:
             frame = frame.filter(F.in_list(col("project_id"), [lit(p) for p in sorted(projects)]))
         ctx.register_view(schema.name, frame)
 
-    @staticmethod
     def _file_frame(
-        ctx: SessionContext, schema: TableSchema, path: str, project: str | None, date: dt.date | None
+        self, ctx: SessionContext, schema: TableSchema, path: str, project: str | None, date: dt.date | None
     ) -> DataFrame:
-        frame = ctx.read_parquet(path)
-        present = set(frame.schema().names)
+        # Data files are immutable: their schema is read once (passing it skips DataFusion's
+        # footer inference, and knowing it lets us skip casts that would do nothing).
+        file_schema = self._file_schemas.get(path)
+        frame = ctx.read_parquet(path, schema=file_schema)
+        if file_schema is None:
+            file_schema = frame.schema()
+            if len(self._file_schemas) > 100_000:
+                self._file_schemas.clear()
+            self._file_schemas[path] = file_schema
         exprs = []
         for c in schema.columns:
             if c.name == "project_id":
                 exprs.append(lit(pa.scalar(project, pa.string())).alias(c.name))
             elif c.name == "date":
                 exprs.append(lit(pa.scalar(date, pa.date32())).alias(c.name))
-            elif c.name in present:
-                exprs.append(col(c.name).cast(c.arrow_type).alias(c.name))
-            else:  # a column added to the schema after this file was written
+            elif c.name not in file_schema.names:  # a column added after this file was written
                 exprs.append(lit(pa.scalar(None, c.arrow_type)).alias(c.name))
+            elif file_schema.field(c.name).type == c.arrow_type:
+                exprs.append(col(c.name))
+            else:
+                exprs.append(col(c.name).cast(c.arrow_type).alias(c.name))
         return frame.select(*exprs)

@@ -39,8 +39,21 @@ class Bucket:
             self.min_lsn = lsn
         self.batches.append(batch)
         self.rows += batch.num_rows
-        self.nbytes += batch.nbytes
+        self.nbytes += batch.get_total_buffer_size()  # .nbytes costs ~0.2 ms on 92 columns
         self.max_lsn = lsn
+
+    def compacted(self) -> list[pa.RecordBatch]:
+        """The bucket's batches, merged into one once there are many small ones (queries pay a
+        fixed cost per registered batch, so hundreds of 100-row batches made queries slow)."""
+        if len(self.batches) > 8:
+            self.batches = [pa.concat_batches(self.batches)]
+        return self.batches
+
+    def overlaps(self, bucket_us: int, ts_min_us: int | None, ts_max_us: int | None) -> bool:
+        start = self.key[2]
+        return (ts_max_us is None or start <= ts_max_us) and (
+            ts_min_us is None or start + bucket_us > ts_min_us
+        )
 
     def end_us(self, bucket_us: int) -> int:
         return self.key[2] + bucket_us
@@ -105,8 +118,9 @@ class Buffer:
                 bucket = self._active.get(key)
                 if bucket is None:
                     bucket = self._active[key] = Bucket(key)
+                before = bucket.nbytes
                 bucket.add(lsn, part)
-                self._nbytes += part.nbytes
+                self._nbytes += bucket.nbytes - before
                 added += part.num_rows
             self.max_applied_lsn = max(self.max_applied_lsn, lsn)
         return added
@@ -128,13 +142,24 @@ class Buffer:
             return True
 
     # -- reads -------------------------------------------------------------------------------------
-    def snapshot(self, table: str, projects: frozenset[str] | None = None) -> list[pa.RecordBatch]:
-        """Every buffered batch of `table` (call with `lock` held to pair it with a Delta snapshot)."""
+    def snapshot(
+        self,
+        table: str,
+        projects: frozenset[str] | None = None,
+        ts_min_us: int | None = None,
+        ts_max_us: int | None = None,
+    ) -> list[pa.RecordBatch]:
+        """The buffered batches of `table` in buckets that can hold rows of these projects and
+        times (call with `lock` held to pair it with a Delta snapshot)."""
         with self.lock:
             out: list[pa.RecordBatch] = []
             for b in (*self._sealed, *self._active.values()):
-                if b.key[0] == table and (projects is None or b.key[1] in projects):
-                    out.extend(b.batches)
+                if (
+                    b.key[0] == table
+                    and (projects is None or b.key[1] in projects)
+                    and b.overlaps(self.bucket_us, ts_min_us, ts_max_us)
+                ):
+                    out.extend(b.compacted())
             return out
 
     def stats(self) -> dict[str, int]:

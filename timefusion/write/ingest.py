@@ -49,7 +49,7 @@ class Ingestor:
         batch = coerce(schema, data)
         if batch.num_rows == 0:
             return 0
-        size = batch.nbytes
+        size = batch.get_total_buffer_size()
         if size > self.buffer.max_bytes:
             raise IngestError(
                 f"batch of {size} bytes is larger than the whole buffer "

@@ -142,6 +142,9 @@ class _Segment:
     size: int
 
 
+_IPC_EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+
+
 class _Append:
     """An encoded append waiting for the writer thread."""
 
@@ -155,15 +158,18 @@ class _Append:
         name = table.encode("utf-8")
         if not name or len(name) > 0xFFFF:
             raise ValueError(f"table name must be 1..65535 utf-8 bytes, got {len(name)}")
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, batch.schema) as writer:
-            writer.write_batch(batch)
-        self.ipc: pa.Buffer = sink.getvalue()
+        # An IPC *stream* is schema message + batch message + end-of-stream marker; serialising
+        # the two messages directly avoids BufferOutputStream's grow-and-copy (3-10x faster on
+        # 100k-row batches, measured by bench/ingest.py's profile).
+        self.ipc: list[Any] = [batch.schema.serialize(), batch.serialize(), _IPC_EOS]
         self.head = _U16.pack(len(name)) + name
-        self.length = len(self.head) + self.ipc.size
+        self.length = len(self.head) + sum(len(p) if isinstance(p, bytes) else p.size for p in self.ipc)
         if self.length > MAX_PAYLOAD:
             raise ValueError(f"batch too large for one WAL frame: {self.length} bytes > {MAX_PAYLOAD}")
-        self.payload_crc = zlib.crc32(self.ipc, zlib.crc32(self.head))  # GIL released for large buffers
+        crc = zlib.crc32(self.head)
+        for part in self.ipc:
+            crc = zlib.crc32(part, crc)  # GIL released for large buffers
+        self.payload_crc = crc
         self.table = table
         self.batch = batch
         self.future: Future[int] = Future()
@@ -699,7 +705,7 @@ class Wal:
             lsn = first_lsn + i
             crc = zlib.crc32(_LSN.pack(lsn), a.payload_crc)
             bufs.append(_HEADER.pack(MAGIC, a.length, crc, lsn) + a.head)
-            bufs.append(a.ipc)
+            bufs.extend(a.ipc)
         self._next_lsn = first_lsn + len(live)  # consumed even if the write fails: never reused
         start = -1
         try:
