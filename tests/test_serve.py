@@ -19,9 +19,10 @@ T = "otel_logs_and_spans"
 
 
 def serve(env: dict[str, str]) -> subprocess.Popen[str]:
+    base = {"PGWIRE_PORT": "0", "TIMEFUSION_PGWIRE_HOST": "127.0.0.1", "TIMEFUSION_ALLOW_INSECURE_AUTH": "true"}
     return subprocess.Popen(
         [sys.executable, "-m", "timefusion.cli", "serve"],
-        env={**os.environ, **env},
+        env={**os.environ, **base, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -33,6 +34,13 @@ def test_bad_setting_is_a_clear_error(tmp_path: Path) -> None:
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert "TIMEFUSION_WAL_FSYNC_MODE='sometimes' is not valid" in out
+
+
+def test_no_password_refuses_to_start(tmp_path: Path) -> None:
+    proc = serve({"TIMEFUSION_DATA_DIR": str(tmp_path), "TIMEFUSION_ALLOW_INSECURE_AUTH": "false"})
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert "PGWIRE_PASSWORD is not set" in out
 
 
 def test_sigterm_flushes_replayed_rows_and_exits_zero(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -141,19 +141,23 @@ class TimeFusion:
         return self.flusher.flush(everything=True)
 
     def sql(
-        self, text: str, params: Sequence[object] | None = None, projects: frozenset[str] | None = None
+        self,
+        text: str,
+        params: Sequence[object] | None = None,
+        projects: frozenset[str] | None = None,
+        finalize: Callable[[str], str] | None = None,
     ) -> QueryResult:
         """Run one statement: a query, or an INSERT (VALUES or SELECT) through the ingest path."""
         if self.query is None:
             raise QueryError("the database system is starting up", "57P03")
         insert = split_insert(text)
         if insert is None:
-            return self.query.execute(text, params, projects)
+            return self.query.execute(text, params, projects, finalize)
         table, columns, source = insert
         schema = self.schemas.get(table)
         if schema is None:
             raise QueryError(f'relation "{table}" does not exist', "42P01")
-        data = self.query.execute(source, params, projects).to_table()
+        data = self.query.execute(source, params, projects, finalize).to_table()
         names = list(columns) if columns else [c.name for c in schema.columns[: data.num_columns]]
         if len(names) != data.num_columns:
             raise QueryError(

@@ -1,33 +1,60 @@
-"""The `timefusion` command: `serve` runs the database until SIGTERM/SIGINT, then flushes and exits 0."""
+"""The `timefusion` command: `serve` runs the database and its PostgreSQL port until SIGTERM/SIGINT,
+then stops accepting, lets running statements finish, flushes the buffer and exits 0."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import signal
 import sys
-import threading
 
 from timefusion.config import Config, ConfigError, settings_table
 
+log = logging.getLogger("timefusion")
 
-def _serve(config: Config) -> int:
+
+async def _serve(config: Config) -> int:
     from timefusion.app import StartupError, TimeFusion
+    from timefusion.protocol.pgwire.server import PgServer
     from timefusion.write.wal import WalLockedError
 
-    stop = threading.Event()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        loop.add_signal_handler(sig, stop.set)
+    if config.pgwire_password is None:
+        log.warning("TIMEFUSION_ALLOW_INSECURE_AUTH=true: PostgreSQL clients connect without a password")
+    server = PgServer(
+        user=config.pgwire_user,
+        password=config.pgwire_password,
+        host=config.pgwire_host,
+        port=config.pgwire_port,
+        max_connections=config.pgwire_max_connections,
+        auth_method=config.pgwire_auth,
+    )
     try:
-        db = TimeFusion(config).open()
-    except (StartupError, WalLockedError) as e:
-        logging.getLogger("timefusion").error("%s", e)
+        await server.start()  # clients get 57P03 until replay is done
+    except OSError as e:
+        log.error("cannot listen on %s:%d: %s", config.pgwire_host, config.pgwire_port, e)
         return 1
+    db = TimeFusion(config)
+    opening = loop.run_in_executor(None, db.open)
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([opening, stopped], return_when=asyncio.FIRST_COMPLETED)
     try:
-        stop.wait()
-    finally:
-        logging.getLogger("timefusion").info("shutting down: flushing the buffer")
-        db.close()
+        await opening
+    except (StartupError, WalLockedError, OSError) as e:
+        log.error("%s", e)
+        await server.stop(0)
+        return 1
+    server.attach(db)
+    await stopped
+    log.info("shutting down: no new connections; running statements get %.0f s", config.shutdown_grace_secs)
+    await server.stop(config.shutdown_grace_secs)
+    log.info("flushing the buffer to storage")
+    await loop.run_in_executor(None, db.close)
+    log.info("stopped")
     return 0
 
 
@@ -42,13 +69,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         config = Config.from_env()
+        config.check_serving()
     except ConfigError as e:
         print(f"timefusion: configuration error: {e}", file=sys.stderr)
         return 2
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    return _serve(config)
+    return asyncio.run(_serve(config))
 
 
 if __name__ == "__main__":

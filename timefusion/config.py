@@ -93,6 +93,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PGWIRE_USER", "postgres", _str, "User name PostgreSQL clients log in as."),
     Setting("PGWIRE_PASSWORD", None, _opt_str, "Password for PGWIRE_USER (required unless insecure auth)."),
     Setting("TIMEFUSION_ALLOW_INSECURE_AUTH", "false", _bool, "Allow serving without a password/token."),
+    Setting("TIMEFUSION_PGWIRE_HOST", "0.0.0.0", _str, "Address the PostgreSQL port listens on."),
+    Setting(
+        "TIMEFUSION_PGWIRE_AUTH",
+        "scram-sha-256",
+        _choice("scram-sha-256", "password"),
+        "Password method: `scram-sha-256`, or `password` (cleartext; only behind TLS termination).",
+    ),
+    Setting(
+        "TIMEFUSION_PGWIRE_MAX_CONNECTIONS", "500", _int(1, 100000), "Connections beyond this get 53300."
+    ),
+    Setting(
+        "TIMEFUSION_SHUTDOWN_GRACE_SECS",
+        "30",
+        _float(0),
+        "On SIGTERM, how long running statements may finish before connections are closed.",
+    ),
     Setting("GRPC_PORT", "50051", _int(0, 65535), "Arrow Flight (gRPC) port."),
     Setting("GRPC_TOKEN", None, _opt_str, "Bearer token Arrow Flight clients must send."),
     Setting("TIMEFUSION_BUFFER_MAX_MEMORY_MB", "4096", _int(1), "Memory the in-memory buffer may hold."),
@@ -143,6 +159,10 @@ class Config:
     pgwire_user: str = "postgres"
     pgwire_password: str | None = None
     allow_insecure_auth: bool = False
+    pgwire_host: str = "0.0.0.0"
+    pgwire_auth: str = "scram-sha-256"
+    pgwire_max_connections: int = 500
+    shutdown_grace_secs: float = 30.0
     grpc_port: int = 50051
     grpc_token: str | None = None
     buffer_max_memory_mb: int = 4096
@@ -162,6 +182,14 @@ class Config:
     @property
     def wal_path(self) -> Path:
         return self.wal_dir if self.wal_dir is not None else self.data_dir / "wal"
+
+    def check_serving(self) -> None:
+        """Settings that `serve` needs on top of the engine's."""
+        if not self.pgwire_password and not self.allow_insecure_auth:
+            raise ConfigError(
+                "PGWIRE_PASSWORD is not set: set a password for PGWIRE_USER, or set "
+                "TIMEFUSION_ALLOW_INSECURE_AUTH=true to accept connections without one"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -192,6 +220,10 @@ class Config:
             pgwire_user=values["PGWIRE_USER"],
             pgwire_password=values["PGWIRE_PASSWORD"],
             allow_insecure_auth=values["TIMEFUSION_ALLOW_INSECURE_AUTH"],
+            pgwire_host=values["TIMEFUSION_PGWIRE_HOST"],
+            pgwire_auth=values["TIMEFUSION_PGWIRE_AUTH"],
+            pgwire_max_connections=values["TIMEFUSION_PGWIRE_MAX_CONNECTIONS"],
+            shutdown_grace_secs=values["TIMEFUSION_SHUTDOWN_GRACE_SECS"],
             grpc_port=values["GRPC_PORT"],
             grpc_token=values["GRPC_TOKEN"],
             buffer_max_memory_mb=values["TIMEFUSION_BUFFER_MAX_MEMORY_MB"],

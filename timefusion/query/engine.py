@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import reduce
 
@@ -140,14 +140,22 @@ class QueryEngine:
             raise QueryError(str(e), getattr(e, "sqlstate", "42601")) from None
 
     def execute(
-        self, sql: str, params: Sequence[object] | None = None, projects: frozenset[str] | None = None
+        self,
+        sql: str,
+        params: Sequence[object] | None = None,
+        projects: frozenset[str] | None = None,
+        finalize: Callable[[str], str] | None = None,
     ) -> QueryResult:
-        """Plan `sql` (a query); `projects`, when given, is the set of tenants this caller may see."""
+        """Plan `sql` (a query); `projects`, when given, is the set of tenants this caller may see.
+
+        `finalize` gets the rewritten SQL last (the wire layer binds session values there).
+        """
         prepared = self.prepare(sql, params)
         ctx = self.new_context()
         scans = self.bind_tables(ctx, prepared.tables, projects)
+        text = finalize(prepared.sql) if finalize else prepared.sql
         try:
-            frame = ctx.sql(prepared.sql)
+            frame = ctx.sql(text)
             schema = frame.schema()
         except Exception as e:
             raise query_error(e) from None

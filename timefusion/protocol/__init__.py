@@ -1,0 +1,1 @@
+"""Protocol layer: the ways clients reach the database (PostgreSQL wire; later Flight and OTLP)."""
