@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve test lint format bench clean
+.PHONY: install serve test lint format bench clean postgres
+
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -14,10 +15,19 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Local defaults for `make serve` (documented in the README); set them in the environment to change.
 serve: $(STAMP)
-	$(BIN)/timefusion serve
+	PGWIRE_PASSWORD="$${PGWIRE_PASSWORD:-postgres}" TIMEFUSION_PGWIRE_HOST="$${TIMEFUSION_PGWIRE_HOST:-127.0.0.1}" \
+	  $(BIN)/timefusion serve
 
-test: $(STAMP)
+# The client tests compare our wire output with a real PostgreSQL and drive psql: install
+# Debian's server package when its binaries are missing (CI machines start without it).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v psql >/dev/null || \
+	  { echo "installing PostgreSQL (server binaries and psql) for the tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
+test: $(STAMP) postgres
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)

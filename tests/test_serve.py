@@ -19,7 +19,11 @@ T = "otel_logs_and_spans"
 
 
 def serve(env: dict[str, str]) -> subprocess.Popen[str]:
-    base = {"PGWIRE_PORT": "0", "TIMEFUSION_PGWIRE_HOST": "127.0.0.1", "TIMEFUSION_ALLOW_INSECURE_AUTH": "true"}
+    base = {
+        "PGWIRE_PORT": "0",
+        "TIMEFUSION_PGWIRE_HOST": "127.0.0.1",
+        "TIMEFUSION_ALLOW_INSECURE_AUTH": "true",
+    }
     return subprocess.Popen(
         [sys.executable, "-m", "timefusion.cli", "serve"],
         env={**os.environ, **base, **env},
@@ -37,7 +41,13 @@ def test_bad_setting_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_no_password_refuses_to_start(tmp_path: Path) -> None:
-    proc = serve({"TIMEFUSION_DATA_DIR": str(tmp_path), "TIMEFUSION_ALLOW_INSECURE_AUTH": "false"})
+    proc = serve(
+        {
+            "TIMEFUSION_DATA_DIR": str(tmp_path),
+            "TIMEFUSION_ALLOW_INSECURE_AUTH": "false",
+            "PGWIRE_PASSWORD": "",
+        }
+    )
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert "PGWIRE_PASSWORD is not set" in out

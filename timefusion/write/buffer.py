@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,12 +33,12 @@ class Bucket:
     max_lsn: int = 0
     created: float = field(default_factory=time.monotonic)
 
-    def add(self, lsn: int, batch: pa.RecordBatch) -> None:
+    def add(self, lsn: int, batch: pa.RecordBatch, size: int) -> None:
         if not self.batches:
             self.min_lsn = lsn
         self.batches.append(batch)
         self.rows += batch.num_rows
-        self.nbytes += batch.get_total_buffer_size()  # .nbytes costs ~0.2 ms on 92 columns
+        self.nbytes += size
         self.max_lsn = lsn
 
     def compacted(self) -> list[pa.RecordBatch]:
@@ -91,8 +90,12 @@ class Buffer:
         self.max_applied_lsn = 0
 
     # -- writes ------------------------------------------------------------------------------------
-    def split(self, table: str, batch: pa.RecordBatch) -> Iterable[tuple[BucketKey, pa.RecordBatch]]:
-        """Split a coerced batch into per-bucket compact batches (copies, so memory is exact)."""
+    def split(self, table: str, batch: pa.RecordBatch) -> list[tuple[BucketKey, pa.RecordBatch, int]]:
+        """Split a coerced batch into per-bucket batches, with the bytes each one holds.
+
+        A slice shares its parent's buffers, so it is counted by its own range (.nbytes, which is
+        slice-aware but costs ~0.2 ms on 92 columns); whole batches and copies by buffer totals.
+        """
         if batch.num_rows == 0:
             return []
         start = bucket_starts(batch.column(batch.schema.get_field_index("timestamp")), self.bucket_us)
@@ -100,13 +103,20 @@ class Buffer:
         pmin, pmax = pc.min_max(projects).values()
         smin, smax = pc.min_max(start).values()
         if pmin == pmax and smin == smax:
-            return [((table, pmin.as_py(), smin.as_py()), batch)]
+            return [((table, pmin.as_py(), smin.as_py()), batch, batch.get_total_buffer_size())]
         order, starts, ends = key_runs(pa.table({"p": projects, "s": start}))
+        order_np = order.to_numpy()
         out = []
         for a, b in zip(starts.tolist(), ends.tolist()):
-            idx = order.slice(a, b - a)
-            first = idx[0].as_py()
-            out.append(((table, projects[first].as_py(), start[first].as_py()), batch.take(idx)))
+            first = int(order_np[a])
+            key = (table, projects[first].as_py(), start[first].as_py())
+            if int(order_np[b - 1]) - first == b - a - 1:
+                # rows of the key are contiguous (time-ordered input): a zero-copy slice
+                part = batch.slice(first, b - a)
+                out.append((key, part, part.nbytes))
+            else:
+                part = batch.take(order.slice(a, b - a))
+                out.append((key, part, part.get_total_buffer_size()))
         return out
 
     def insert(self, table: str, lsn: int, batch: pa.RecordBatch) -> int:
@@ -114,12 +124,12 @@ class Buffer:
         parts = self.split(table, batch)
         added = 0
         with self.lock:
-            for key, part in parts:
+            for key, part, size in parts:
                 bucket = self._active.get(key)
                 if bucket is None:
                     bucket = self._active[key] = Bucket(key)
                 before = bucket.nbytes
-                bucket.add(lsn, part)
+                bucket.add(lsn, part, size)
                 self._nbytes += bucket.nbytes - before
                 added += part.num_rows
             self.max_applied_lsn = max(self.max_applied_lsn, lsn)
