@@ -167,7 +167,20 @@ def bind_session_values(
             raise PgError("42704", f'unrecognized configuration parameter "{name}"')
         return quote_literal(found)
 
-    return "".join(_SESSION_RE.sub(value, text) if code else text for code, text in _segments(sql))
+    # a match counts only where it starts in code (not inside a quoted string or a comment)
+    quoted: list[tuple[int, int]] = []
+    pos = 0
+    for code, text in _segments(sql):
+        if not code:
+            quoted.append((pos, pos + len(text)))
+        pos += len(text)
+
+    def in_code(m: re.Match[str]) -> str:
+        if any(a <= m.start() < b for a, b in quoted):
+            return m.group(0)
+        return value(m)
+
+    return _SESSION_RE.sub(in_code, sql)
 
 
 def _segments(sql: str) -> list[tuple[bool, str]]:
