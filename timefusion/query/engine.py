@@ -21,6 +21,7 @@ import pyarrow as pa
 from datafusion import DataFrame, SessionConfig, SessionContext, col, lit
 from datafusion import functions as F
 
+from timefusion.query.catalog import SessionInfo, needs_catalog, register_catalog, rewrite_catalog_sql
 from timefusion.query.rewrite import Prepared, PruneSpec, RewriteError, prepare
 from timefusion.schema import TableSchema
 from timefusion.storage.delta import DeltaStore, prune_files
@@ -145,13 +146,20 @@ class QueryEngine:
         params: Sequence[object] | None = None,
         projects: frozenset[str] | None = None,
         finalize: Callable[[str], str] | None = None,
+        session: SessionInfo | None = None,
     ) -> QueryResult:
         """Plan `sql` (a query); `projects`, when given, is the set of tenants this caller may see.
 
-        `finalize` gets the rewritten SQL last (the wire layer binds session values there).
+        `finalize` gets the rewritten SQL last (the wire layer binds session values there);
+        `session` describes the client for the `pg_catalog` emulation.
         """
+        catalog = needs_catalog(sql)
+        if catalog:
+            sql = rewrite_catalog_sql(sql)
         prepared = self.prepare(sql, params)
         ctx = self.new_context()
+        if catalog:
+            register_catalog(ctx, self.schemas, session or SessionInfo(user="postgres", database="postgres"))
         scans = self.bind_tables(ctx, prepared.tables, projects)
         text = finalize(prepared.sql) if finalize else prepared.sql
         try:

@@ -44,6 +44,7 @@ from timefusion.protocol.pgwire.session import Settings
 from timefusion.protocol.pgwire.splitter import split_statements
 from timefusion.protocol.pgwire.statements import Statement, bind_session_values, classify
 from timefusion.protocol.pgwire.types import decode_param
+from timefusion.query.catalog import SessionInfo
 
 if TYPE_CHECKING:
     from timefusion.protocol.pgwire.server import PgServer
@@ -427,11 +428,25 @@ class Connection:
         assert settings is not None
         return bind_session_values(sql, self.user, self.database, self.pid, settings.get)
 
+    def session_info(self) -> SessionInfo:
+        settings = self.settings
+        assert settings is not None
+        return SessionInfo(
+            user=self.user,
+            database=self.database,
+            application_name=settings.get("application_name") or "",
+            settings=dict(settings.all()),
+        )
+
     async def plan(self, sql: str, params: Sequence[Any]) -> QueryResult:
         db = self.server.db
-        assert db is not None
+        assert db is not None and db.query is not None
+        engine = db.query
+        session = self.session_info()
         return await self.guarded(
-            self.in_thread(lambda: db.query.execute(sql, params or None, self.server.projects, self.finalize))
+            self.in_thread(
+                lambda: engine.execute(sql, params or None, self.server.projects, self.finalize, session)
+            )
         )
 
     async def guarded(self, work: Any) -> Any:
