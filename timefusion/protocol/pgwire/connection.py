@@ -106,6 +106,7 @@ class Connection:
         self.skip_to_sync = False
         self.running: asyncio.Task[Any] | None = None
         self.cancel_reason: PgError | None = None
+        self.deadline: float | None = None
         self.busy = False
 
     # -- plumbing ----------------------------------------------------------------------------------
@@ -163,7 +164,7 @@ class Connection:
             params = msg.startup_parameters(body)
             unknown = [k for k in params if k.startswith("_pq_.")]
             if code & 0xFFFF or unknown:
-                self.send(msg.negotiate_protocol_version(0, unknown))
+                self.send(msg.negotiate_protocol_version(msg.PROTOCOL_3_0, unknown))
             break
         self.user = params.get("user", "")
         self.database = params.get("database") or self.user
@@ -255,7 +256,13 @@ class Connection:
             self.busy = True
             try:
                 if kind == b"Q":
-                    await self.simple_query(Payload(body).cstring())
+                    try:
+                        text = Payload(body).cstring()
+                    except PgError as err:
+                        self.fail(err, extended=False)
+                        self.send(msg.ready_for_query(self.tx))
+                        continue
+                    await self.simple_query(text)
                 elif kind == b"P":
                     self.parse(Payload(body))
                 elif kind == b"B":
@@ -345,7 +352,9 @@ class Connection:
         params = []
         for i in range(count):
             length = p.int32()
-            raw = None if length < 0 else p.bytes(length)
+            if length < -1:
+                raise PgError(PROTOCOL_VIOLATION, "insufficient data left in message")
+            raw = None if length == -1 else p.bytes(length)
             fmt = formats[i] if len(formats) > 1 else (formats[0] if formats else 0)
             oid = prepared.param_oids[i] or TEXT_OID
             try:
@@ -356,6 +365,7 @@ class Connection:
                 raise PgError("22P02", f"invalid value for parameter ${i + 1}: {e}") from None
         result_formats = [p.int16() for _ in range(p.int16())]
         portal = Portal(prepared, params, result_formats or [0])
+        self.start_statement()
         if prepared.statement.kind == "query":
             portal.result = await self.plan(prepared.sql, params)
         self.portals[portal_name] = portal
@@ -371,11 +381,14 @@ class Connection:
             oids = [o or TEXT_OID for o in prepared.param_oids]
             self.send(msg.parameter_description(oids))
             if prepared.statement.kind == "query":
+                self.start_statement()
                 sample = [_sample_param(o) for o in oids]
                 result = await self.plan(prepared.sql, sample)
                 self.send(row_description(result.schema, [0], self.json_columns(result.schema)))
             elif prepared.statement.kind == "show":
-                self.send(row_description(pa.schema([(prepared.statement.name, pa.string())]), [0]))
+                assert self.settings is not None
+                name = self.settings.canonical(prepared.statement.name)
+                self.send(row_description(pa.schema([(name, pa.string())]), [0]))
             else:
                 self.send(msg.no_data())
         elif what == b"P":
@@ -416,7 +429,8 @@ class Connection:
         if kind == "query" and portal.result is not None:
             return portal.result.schema
         if kind == "show":
-            return pa.schema([(portal.prepared.statement.name, pa.string())])
+            assert self.settings is not None
+            return pa.schema([(self.settings.canonical(portal.prepared.statement.name), pa.string())])
         return None
 
     def json_columns(self, schema: pa.Schema) -> frozenset[str]:
@@ -449,15 +463,23 @@ class Connection:
             )
         )
 
-    async def guarded(self, work: Any) -> Any:
-        """Run `work` as the cancellable statement, under statement_timeout."""
+    def start_statement(self) -> None:
+        """statement_timeout counts from here, across planning and every batch streamed."""
         assert self.settings is not None
         timeout_ms = self.settings.statement_timeout_ms
+        self.deadline = asyncio.get_running_loop().time() + timeout_ms / 1000 if timeout_ms else None
+
+    async def guarded(self, work: Any) -> Any:
+        """Run `work` as the cancellable part of the current statement, within its deadline."""
         task = asyncio.ensure_future(work)
         self.running = task
         try:
-            if timeout_ms:
-                return await asyncio.wait_for(task, timeout_ms / 1000)
+            if self.deadline is not None:
+                remaining = self.deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    task.cancel()
+                    raise TimeoutError
+                return await asyncio.wait_for(task, remaining)
             return await task
         except TimeoutError:
             raise PgError(QUERY_CANCELED, "canceling statement due to statement timeout") from None
@@ -476,6 +498,8 @@ class Connection:
 
     async def run_statement(self, portal: Portal, max_rows: int, describe: bool) -> None:
         statement = portal.prepared.statement
+        if describe or portal.result is None:  # a simple-query statement, or an INSERT/command
+            self.start_statement()
         if statement.kind == "empty":
             self.send(msg.empty_query_response())
             return
@@ -508,6 +532,7 @@ class Connection:
         formats = portal.result_formats
         json_cols = self.json_columns(schema)
         budget = max_rows if max_rows > 0 else None
+        sent = 0  # PostgreSQL's tag counts the rows of this Execute only
 
         def next_chunk(limit: int | None) -> tuple[bytes, int] | None:
             batch = portal.pending
@@ -527,13 +552,13 @@ class Connection:
                 portal.done = True
                 break
             data, n = chunk
-            portal.sent += n
+            sent += n
             if budget is not None:
                 budget -= n
             self.send(data)
             await self.flush()  # back-pressure: a slow client slows the query down
         if portal.done:
-            self.send(msg.command_complete(f"SELECT {portal.sent}"))
+            self.send(msg.command_complete(f"SELECT {sent}"))
         else:  # like PostgreSQL: the row limit was reached; the next Execute continues
             self.send(msg.portal_suspended())
 
@@ -572,7 +597,7 @@ class Connection:
                 value = settings.get(statement.name)
                 if value is None:
                     raise PgError("42704", f'unrecognized configuration parameter "{statement.name}"')
-                schema = pa.schema([(statement.name, pa.string())])
+                schema = pa.schema([(settings.canonical(statement.name), pa.string())])
                 batch = pa.RecordBatch.from_arrays([pa.array([value])], schema=schema)
             return _Outcome("SHOW", schema, [encode_batch(batch, [0])])
         if kind == "begin":
@@ -588,8 +613,11 @@ class Connection:
         if kind == "discard":
             self.prepared.clear()
             self.portals.clear()
-            settings.reset("all")
-            return _Outcome(statement.tag)
+            changed = settings.reset("all")
+            return _Outcome(
+                statement.tag,
+                extra=[msg.parameter_status(settings.canonical(n), settings.get(n) or "") for n in changed],
+            )
         if kind == "deallocate":
             if statement.name:
                 if statement.name not in self.prepared:

@@ -1,37 +1,49 @@
 """Arrow record batches → PostgreSQL v3 ``RowDescription`` and ``DataRow`` messages.
 
 Query results leave DataFusion as Arrow record batches; every client reads them as PostgreSQL wire
-messages, in text or binary format per column. Large results must be encoded fast: a row-by-row
-encoder in Python manages a few hundred thousand rows a second, so batches of more than
-:data:`SMALL_BATCH_ROWS` rows are encoded column-wise: for each column we compute every value's wire
-bytes with ``pyarrow.compute`` casts and numpy (PostgreSQL's text formatting rules applied to whole
-columns; lengths as big-endian int32 computed from offsets), and then assemble all rows with one
-``binary_join_element_wise`` call. Small batches take a straightforward per-row path, which is faster
-below a few dozen rows; both paths produce identical bytes (tests compare them, and both against a
-real PostgreSQL).
+messages, in text or binary format per column. Large results must be encoded fast, and a row-by-row
+encoder in Python manages only ~100–200k rows a second, so batches of more than
+:data:`SMALL_BATCH_ROWS` rows are encoded column-wise, with no Python work per value:
+
+* each column's wire values come from ``pyarrow.compute`` (casts to string, then PostgreSQL's
+  formatting rules applied to whole columns) and numpy (binary values, lengths as big-endian int32
+  from the offsets, fixed-width values in (n, w) matrices);
+* a row is a list of *segments*: fixed-width matrices (adjacent ones fused into one), ragged matrices
+  (compacted through a ``binary_view`` array, one C loop) and Arrow binary arrays (array literals are
+  zero-copy ranges of one joined buffer);
+* one ``binary_join_element_wise`` over the segments writes every DataRow back to back.
+
+Batches of at least :data:`PARALLEL_ROWS` rows are cut into :data:`THREADS` slices encoded on threads
+(pyarrow.compute and numpy release the GIL). Small batches take a straightforward per-row path, which
+is faster below a few dozen rows. Both paths produce identical bytes: the tests compare them with
+each other, and both with a real PostgreSQL.
 
 Text output matches PostgreSQL 15/16 byte for byte with the settings the server announces
 (``DateStyle=ISO``, ``IntervalStyle=postgres``, ``TimeZone=UTC``, ``extra_float_digits=1``,
-``bytea_output=hex``). The traps (DESIGN.md §3): floats print in shortest round-trip form with an
-exponent below 1e-4 and from 1e15 (float4: from 1e6); timestamp fractions drop trailing zeros; years
-before 1 print as ``BC``; array elements are quoted when they contain ``{}",\\`` or white space, are
-empty, or spell ``NULL``. Binary output follows PostgreSQL's ``*send`` functions.
+``bytea_output=hex``). The traps (DESIGN.md §3): floats print their shortest round-trip digits (as
+PostgreSQL's Ryu finds them, which never picks a decimal exactly on a rounding bound) with an exponent
+below 1e-4 and from 1e15 (float4: from 1e6); timestamp fractions drop trailing zeros; years before 1
+print as ``BC``; array elements are quoted when they contain ``{}",\\`` or white space, are empty, or
+spell ``NULL``. Binary output follows PostgreSQL's ``*send`` functions.
 
 We write this ourselves because there is no usable PostgreSQL-wire library for Python here
-(DESIGN.md §3), and because the encoder dominates the cost of large fetches.
+(DESIGN.md §3: riffq has no Linux wheel, buenavista is unmaintained and slow, pg-mimic encodes row by
+row), and because the encoder dominates the cost of large fetches.
 
 Known divergences: JSON text is sent as stored (``jsonb`` would normalise white space and key order);
 timestamps and times finer than a microsecond are floored to microseconds, durations truncated toward
-zero; values outside PostgreSQL's ranges (e.g. timestamps after 294276 AD) are formatted rather than
-rejected; ragged or NULL sub-lists of nested lists print in text as given (PostgreSQL arrays must be
-rectangular) and are rejected in binary format.
+zero; values outside PostgreSQL's ranges (e.g. timestamps after 294276 AD, dates before 4714 BC) are
+formatted rather than rejected; ragged or NULL sub-lists of nested lists print in text as given
+(PostgreSQL arrays are rectangular) and are rejected in binary format.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
@@ -45,6 +57,7 @@ from .types import ColumnType, column_type, is_json_field
 __all__ = [
     "SMALL_BATCH_ROWS",
     "encode_batch",
+    "encode_batch_chunks",
     "encode_columns",
     "encode_rows",
     "row_description",
@@ -53,7 +66,7 @@ __all__ = [
 SMALL_BATCH_ROWS = 64
 """Batches with at most this many rows are encoded row by row (less fixed overhead per call)."""
 
-_SPLIT_BYTES = 256 << 20  # batches holding more Arrow data are encoded in halves (keeps offsets in int32)
+_SPLIT_BYTES = 256 << 20  # larger batches are encoded in slices (keeps every offset in int32)
 
 _EPOCH_DAYS = 10_957  # 2000-01-01 − 1970-01-01, PostgreSQL's binary date/timestamp origin
 _EPOCH_US = _EPOCH_DAYS * 86_400_000_000
@@ -67,9 +80,8 @@ _MAX_DAY_4DIGIT = 2_932_897  # exclusive
 _NEVER_QUOTED = frozenset({"bool", "int2", "int4", "int8", "float4", "float8", "numeric", "uuid", "array"})
 # Bytes that force an array element to be quoted: PostgreSQL's array_out (typdelim is ',').
 _QUOTE_BYTES = b'{}",\\ \t\n\r\x0b\x0c'
-_QUOTE_LUT = np.zeros(256, dtype=np.uint8)
-_QUOTE_LUT[list(_QUOTE_BYTES)] = 1
 _HEX = np.frombuffer(b"".join(b"%02x" % i for i in range(256)), dtype=np.uint8).reshape(256, 2)
+_FREE = 16  # free leading columns of ragged value matrices: the field length + what precedes it
 _TWO24 = float(2**24)
 _TWO53 = float(2**53)
 
@@ -80,7 +92,7 @@ _TWO53 = float(2**53)
 
 
 def row_description(
-    schema: pa.Schema, formats: Sequence[int] | int, json_columns: set[str] | frozenset[str] = frozenset()
+    schema: pa.Schema, formats: Sequence[int] | int, json_columns: Collection[str] = frozenset()
 ) -> bytes:
     """The complete ``RowDescription`` ('T') message for ``schema``.
 
@@ -100,7 +112,7 @@ def row_description(
 def encode_batch(
     batch: pa.RecordBatch,
     formats: Sequence[int] | int,
-    json_columns: set[str] | frozenset[str] = frozenset(),
+    json_columns: Collection[str] = frozenset(),
 ) -> bytes:
     """All ``DataRow`` ('D') messages for ``batch``, concatenated.
 
@@ -113,32 +125,67 @@ def encode_batch(
     return encode_columns(batch, formats, json_columns)
 
 
+def encode_batch_chunks(
+    batch: pa.RecordBatch,
+    formats: Sequence[int] | int,
+    json_columns: Collection[str] = frozenset(),
+) -> list[memoryview]:
+    """The same messages as :func:`encode_batch`, as buffers to send in order without copying them into
+    one ``bytes`` (e.g. ``transport.writelines(chunks)``); saves one pass over the output."""
+    if batch.num_rows <= SMALL_BATCH_ROWS:
+        return [memoryview(encode_rows(batch, formats, json_columns))]
+    return [memoryview(b) for b in _encode_columns(batch, formats, json_columns)]
+
+
 def encode_columns(
     batch: pa.RecordBatch,
     formats: Sequence[int] | int,
-    json_columns: set[str] | frozenset[str] = frozenset(),
+    json_columns: Collection[str] = frozenset(),
 ) -> bytes:
     """The vectorised encoder: per column with pyarrow.compute/numpy, then one join of all rows."""
+    return b"".join(_encode_columns(batch, formats, json_columns))
+
+
+THREADS = min(os.cpu_count() or 1, 4)
+"""Batches of at least :data:`PARALLEL_ROWS` rows are cut into this many slices encoded on threads
+(pyarrow.compute and numpy release the GIL); 1 disables it."""
+PARALLEL_ROWS = 131_072
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def _encode_columns(
+    batch: pa.RecordBatch, formats: Sequence[int] | int, json_columns: Collection[str]
+) -> list[pa.Buffer]:
     plan = _plan(batch.schema, formats, json_columns)
     n = batch.num_rows
     if n == 0:
-        return b""
+        return []
+    parts = max(1, min(THREADS, n // (PARALLEL_ROWS // 2))) if n >= PARALLEL_ROWS else 1
     if n > 1 and batch.nbytes > _SPLIT_BYTES:
-        half = n // 2
-        return encode_columns(batch.slice(0, half), formats, json_columns) + encode_columns(
-            batch.slice(half), formats, json_columns
-        )
+        parts = max(parts, -(-batch.nbytes // _SPLIT_BYTES))
+    if parts == 1:
+        return [_encode_slice(batch, plan)]
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="pgwire-encode")
+    step = -(-n // parts)
+    slices = [batch.slice(i, step) for i in range(0, n, step)]
+    return list(_pool.map(lambda b: _encode_slice(b, plan), slices))
+
+
+def _encode_slice(batch: pa.RecordBatch, plan: list[tuple[ColumnType, int]]) -> pa.Buffer:
     cols = []
     for (ct, fmt), arr in zip(plan, batch.columns):
         arr = _normalise(arr, ct)
         cols.append(_enc_text(arr, ct) if fmt == 0 else _enc_binary(arr, ct))
-    return _assemble(n, cols)
+    return _data_buffer(_assemble(batch.num_rows, cols))
 
 
 def encode_rows(
     batch: pa.RecordBatch,
     formats: Sequence[int] | int,
-    json_columns: set[str] | frozenset[str] = frozenset(),
+    json_columns: Collection[str] = frozenset(),
 ) -> bytes:
     """The per-row encoder: Python values formatted one by one (fast for small batches)."""
     plan = _plan(batch.schema, formats, json_columns)
@@ -192,7 +239,7 @@ def _formats(formats: Sequence[int] | int, n: int) -> list[int]:
 
 
 def _plan(
-    schema: pa.Schema, formats: Sequence[int] | int, json_columns: set[str] | frozenset[str]
+    schema: pa.Schema, formats: Sequence[int] | int, json_columns: Collection[str]
 ) -> list[tuple[ColumnType, int]]:
     codes = _formats(formats, len(schema))
     return [
@@ -296,10 +343,15 @@ def _time_us(arr: pa.Array) -> pa.Array:
 
 
 class _Ragged(NamedTuple):
-    """Row i contributes the first ``lens[i]`` bytes of ``mat[i]``."""
+    """Row i contributes ``mat[i, start : start + lens[i]]``.
+
+    Encoders that build values in a matrix leave ``start >= 4`` free columns in front, so the field's
+    length can be written in place instead of becoming one more segment to join.
+    """
 
     mat: np.ndarray  # (n, w) uint8, C-contiguous
     lens: np.ndarray  # (n,) int64
+    start: int = 0
 
 
 # A segment is a piece of every row: a fixed-width (n, w) uint8 matrix, a _Ragged matrix, or an Arrow
@@ -317,9 +369,14 @@ class _Col:
 
 
 def _valid(arr: pa.Array) -> np.ndarray | None:
+    """Validity as a numpy bool array, or None when there are no NULLs."""
     if arr.null_count == 0:
         return None
-    return arr.is_valid().to_numpy(zero_copy_only=False)
+    if pa.types.is_null(arr.type):
+        return np.zeros(len(arr), dtype=bool)
+    bits = np.frombuffer(arr.buffers()[0], dtype=np.uint8)
+    start = arr.offset
+    return np.unpackbits(bits, count=start + len(arr), bitorder="little")[start:].view(bool)
 
 
 def _valid_or_true(arr: pa.Array) -> np.ndarray | bool:
@@ -385,27 +442,27 @@ def _col_from_arrow(arr: pa.Array) -> _Col:
     """Wire values given as a string/binary array (NULLs allowed)."""
     arr = _as_binary(arr)
     valid = _valid(arr)
-    lengths = np.diff(_offsets(arr)).astype(np.int64)
+    lengths = np.diff(_offsets(arr).astype(np.int64))
     if valid is not None:
         if lengths[~valid].any():  # NULL slots may legally cover bytes: drop them
             arr = _as_binary(arr.fill_null(b""))
-            lengths = np.diff(_offsets(arr)).astype(np.int64)
-        lengths[~valid] = 0
+            lengths = np.diff(_offsets(arr).astype(np.int64))
         arr = _strip_validity(arr)
     return _Col([arr], lengths, valid)
 
 
-def _col_from_matrix(mat: np.ndarray, valid: np.ndarray | None, lens: np.ndarray | None = None) -> _Col:
-    """Wire values given as rows of a matrix (all ``w`` bytes of a row, or its first ``lens[i]``)."""
+def _col_from_matrix(
+    mat: np.ndarray, valid: np.ndarray | None, lens: np.ndarray | None = None, start: int = 0
+) -> _Col:
+    """Wire values given as rows of a matrix: ``mat[i, start:]``, or its first ``lens[i]`` bytes."""
     n, w = mat.shape
-    if lens is None and valid is None:
-        return _Col([mat], np.full(n, w, dtype=np.int64), None)
-    lens = np.full(n, w, dtype=np.int64) if lens is None else lens.astype(np.int64)
+    width = w - start
+    if lens is None and valid is None and start == 0:
+        return _Col([mat], np.full(n, width, dtype=np.int64), None)
+    lens = np.full(n, width, dtype=np.int64) if lens is None else lens.astype(np.int64)
     if valid is not None:
         lens = np.where(valid, lens, 0)
-    if valid is None and lens.size and lens.min() == w:
-        return _Col([mat], lens, None)
-    return _Col([_Ragged(mat, lens)], lens, valid)
+    return _Col([_Ragged(mat, lens, start)], lens, valid)
 
 
 def _be32(values: np.ndarray) -> np.ndarray:
@@ -419,24 +476,41 @@ def _be16(values: np.ndarray) -> np.ndarray:
 def _fields(col: _Col) -> list[Segment]:
     """Segments of the DataRow fields: int32 length (-1 for NULL) followed by the value bytes."""
     lengths = col.lengths if col.valid is None else np.where(col.valid, col.lengths, -1)
+    first = col.parts[0] if col.parts else None
+    if isinstance(first, _Ragged) and first.start >= 4:  # room for the length in front of the value
+        at = first.start - 4
+        first.mat[:, at : at + 4] = _be32(lengths)
+        return [_Ragged(first.mat, first.lens + 4, at), *col.parts[1:]]
     return [_be32(lengths), *col.parts]
 
 
 def _merge(segments: list[Segment]) -> list[Segment]:
-    """Fuse adjacent fixed-width matrices (and a fixed matrix followed by a ragged one)."""
+    """Fuse each run of adjacent fixed-width matrices into one matrix, or, when the next segment is a
+    ragged matrix with enough free columns in front, write the run there (one segment less to join)."""
     out: list[Segment] = []
-    for s in segments:
-        prev = out[-1] if out else None
-        if isinstance(prev, np.ndarray) and isinstance(s, np.ndarray):
-            out[-1] = np.hstack([prev, s])
-        elif isinstance(prev, np.ndarray) and isinstance(s, _Ragged):
-            out[-1] = _Ragged(np.hstack([prev, s.mat]), s.lens + prev.shape[1])
-        else:
+    run: list[np.ndarray] = []
+    for s in [*segments, None]:
+        if isinstance(s, np.ndarray):
+            run.append(s)
+            continue
+        if run:
+            width = sum(r.shape[1] for r in run)
+            if isinstance(s, _Ragged) and s.start >= width:
+                at = s.start - width
+                for r in run:
+                    s.mat[:, at : at + r.shape[1]] = r
+                    at += r.shape[1]
+                s = _Ragged(s.mat, s.lens + width, s.start - width)
+            else:
+                out.append(run[0] if len(run) == 1 else np.hstack(run))
+            run = []
+        if s is not None:
             out.append(s)
     return out
 
 
 def _fixed_to_arrow(mat: np.ndarray) -> pa.Array:
+    mat = np.ascontiguousarray(mat)
     n, w = mat.shape
     offsets = np.arange(0, (n + 1) * w, w, dtype=np.int64)
     if offsets[-1] < 2**31:
@@ -447,28 +521,30 @@ def _fixed_to_arrow(mat: np.ndarray) -> pa.Array:
 
 
 def _ragged_to_arrow(seg: _Ragged) -> pa.Array:
-    """Compact a ragged matrix: build a binary_view array pointing into it, then cast to binary."""
-    mat, lens = np.ascontiguousarray(seg.mat), seg.lens
+    """Compact a ragged matrix: a binary_view array pointing into it, cast to binary (one C loop).
+
+    Views of at most 12 bytes hold the bytes inline; bytes past a view's length are left as they are
+    (the cast copies exactly ``length`` bytes), which saves masking them.
+    """
+    mat, lens, start = seg
     n, w = mat.shape
+    k = w - start
     if n * w >= 2**31:
-        data = mat[np.arange(w) < lens[:, None]]
+        data = mat[:, start:][np.arange(k) < lens[:, None]]
         offsets = np.concatenate([[0], np.cumsum(lens)])
         return pa.Array.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
-    views = np.zeros((n, 16), dtype=np.uint8)
-    views[:, 0:4] = lens.astype("<i4").view(np.uint8).reshape(n, 4)
-    if w > 12:
-        views[:, 4:8] = mat[:, 0:4]
-        views[:, 12:16] = np.arange(0, n * w, w, dtype="<i4").view(np.uint8).reshape(n, 4)
-        short = np.flatnonzero(lens <= 12)
-        k = 12
+    views = np.empty((n, 4), dtype=np.int32)
+    views[:, 0] = lens
+    raw = views.view(np.uint8)
+    if k <= 12:
+        raw[:, 4 : 4 + k] = mat[:, start:]
     else:
-        short = None
-        k = w
-    if short is None:
-        views[:, 4 : 4 + k] = mat * (np.arange(k) < lens[:, None])
-    elif short.size:
-        inline = mat[short, :k] * (np.arange(k) < lens[short, None])
-        views[short, 4:16] = inline
+        raw[:, 4:8] = mat[:, start : start + 4]
+        views[:, 2] = 0
+        views[:, 3] = np.arange(start, n * w + start, w, dtype=np.int32)
+        short = np.flatnonzero(lens <= 12)
+        if short.size:
+            raw[short, 4:16] = mat[short, start : start + 12]
     arr = pa.Array.from_buffers(pa.binary_view(), n, [None, pa.py_buffer(views), pa.py_buffer(mat)])
     return arr.cast(pa.binary())
 
@@ -505,27 +581,29 @@ def _field_array(col: _Col) -> pa.Array:
     return _join(_fields(col), len(col.lengths))
 
 
-def _data_bytes(arr: pa.Array) -> bytes:
+def _data_buffer(arr: pa.Array) -> pa.Buffer:
+    """The bytes of all values of a binary array, back to back (zero copy)."""
     off = _offsets(arr)
-    return arr.buffers()[2].slice(int(off[0]), int(off[-1] - off[0])).to_pybytes()
+    return arr.buffers()[2].slice(int(off[0]), int(off[-1] - off[0]))
 
 
-def _assemble(n: int, cols: list[_Col]) -> bytes:
-    """All DataRow messages: 'D', int32 length, int16 column count, then each column's field."""
+_ROW_HEADER = np.dtype([("kind", "u1"), ("length", ">i4"), ("ncols", ">i2")])  # packed: 7 bytes
+
+
+def _assemble(n: int, cols: list[_Col]) -> pa.Array:
+    """All DataRow messages ('D', int32 length, int16 column count, then each column's field), as one
+    binary array whose data buffer holds them back to back."""
     total = np.full(n, 6 + 4 * len(cols), dtype=np.int64)
     for c in cols:
         total += c.lengths
-    header = np.empty((n, 7), dtype=np.uint8)
-    header[:, 0] = ord("D")
-    header[:, 1:5] = _be32(total)
-    header[:, 5:7] = np.frombuffer(struct.pack("!h", len(cols)), dtype=np.uint8)
-    segments: list[Segment] = [header]
+    header = np.empty(n, dtype=_ROW_HEADER)
+    header["kind"] = ord("D")
+    header["length"] = total
+    header["ncols"] = len(cols)
+    segments: list[Segment] = [header.view(np.uint8).reshape(n, 7)]
     for c in cols:
         segments.extend(_fields(c))
-    merged = _merge(segments)
-    if len(merged) == 1 and isinstance(merged[0], np.ndarray):
-        return merged[0].tobytes()
-    return _data_bytes(_join(merged, n))
+    return _join(segments, n)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -538,7 +616,7 @@ def _enc_text(arr: pa.Array, ct: ColumnType) -> _Col:
     if kind == "bool":
         valid = _valid(arr)
         b = arr.fill_null(False).to_numpy(zero_copy_only=False)
-        return _col_from_matrix(np.where(b, ord("t"), ord("f")).astype(np.uint8).reshape(-1, 1), valid)
+        return _fixed_col(np.where(b, ord("t"), ord("f")).astype(np.uint8), valid)
     if kind in _INT_TYPES:
         return _col_from_arrow(pc.cast(arr, pa.string()))
     if kind in ("float4", "float8"):
@@ -550,7 +628,7 @@ def _enc_text(arr: pa.Array, ct: ColumnType) -> _Col:
     if kind == "bytea":
         return _bytea_text(arr)
     if kind == "uuid":
-        return _col_from_matrix(_uuid_text(arr), _valid(arr))
+        return _fixed_col(_uuid_text(arr), _valid(arr))
     if kind == "date":
         return _date_text(arr)
     if kind == "time":
@@ -588,14 +666,15 @@ def _float_text(arr: pa.Array, single: bool) -> pa.Array:
     return pc.replace_with_mask(s, pa.array(fix), redone)
 
 
-def _float_exponents(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For normal floats |x| = M · 2**E with M the integer significand: (E, M is a power of two)."""
+def _float_parts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For normal non-negative floats x = M · 2**E: (M with its implicit bit as uint64, E, M is a power
+    of two)."""
     single = x.dtype == np.float32
     bits = x.view(np.uint32).astype(np.uint64) if single else x.view(np.uint64)
     mbits = 23 if single else 52
     exponent = ((bits >> np.uint64(mbits)) & np.uint64(0xFF if single else 0x7FF)).astype(np.int64)
     mantissa = bits & np.uint64((1 << mbits) - 1)
-    return exponent - (150 if single else 1075), mantissa == 0
+    return mantissa | np.uint64(1 << mbits), exponent - (150 if single else 1075), mantissa == 0
 
 
 def _exclusive_bound_digits(s: pa.Array, x: np.ndarray) -> pa.Array:
@@ -613,7 +692,7 @@ def _exclusive_bound_digits(s: pa.Array, x: np.ndarray) -> pa.Array:
     mag = np.abs(x[sel].astype(np.float64))
     small = mag < 2.0**63
     if small.any():
-        e, pow2 = _float_exponents(np.abs(x[sel][small]))
+        _, e, pow2 = _float_parts(np.abs(x[sel][small]))
         xi = mag[small].astype(np.uint64)
         gap_hi = np.uint64(1) << e.astype(np.uint64)  # twice the distance to the upper bound
         gap_lo = np.where(pow2, gap_hi >> np.uint64(1), gap_hi)  # … and to the lower one
@@ -653,21 +732,16 @@ def _on_rounding_bound(s: pa.Array, ax: np.ndarray) -> np.ndarray:
     ``p + ctz(sig) == t`` and ``odd == (sig >> ctz(sig))·5**p``."""
     parts = pc.extract_regex(s, _FLOAT_RE)
     ip, fp, ex = (parts.field(name) for name in ("int", "frac", "exp"))
-    digits = pc.utf8_rtrim(pc.utf8_ltrim(pc.binary_join_element_wise(ip, fp, ""), "0"), "0")
+    all_digits = pc.binary_join_element_wise(ip, fp, "")
+    stripped = pc.utf8_ltrim(all_digits, "0")
+    digits = pc.utf8_rtrim(stripped, "0")
     ndig = _lens(digits)
     exp_given = pc.cast(pc.if_else(pc.equal(ex, ""), "0", pc.replace_substring(ex, "+", "")), pa.int64())
-    lz = _lens(pc.binary_join_element_wise(ip, fp, "")) - _lens(
-        pc.utf8_ltrim(pc.binary_join_element_wise(ip, fp, ""), "0")
-    )
-    e10 = exp_given.to_numpy() + _lens(ip) - 1 - lz
+    e10 = exp_given.to_numpy() + _lens(ip) - 1 - (_lens(all_digits) - _lens(stripped))
     p = e10 - (ndig - 1)
     sig = pc.cast(digits, pa.uint64()).to_numpy()
     v = np.log2((sig & (~sig + np.uint64(1))).astype(np.float64)).astype(np.int64)  # trailing zero bits
-    e, pow2 = _float_exponents(ax)
-    mbits = 23 if ax.dtype == np.float32 else 52
-    m = (ax.view(np.uint32).astype(np.uint64) if ax.dtype == np.float32 else ax.view(np.uint64)) & np.uint64(
-        (1 << mbits) - 1
-    ) | np.uint64(1 << mbits)
+    m, e, pow2 = _float_parts(ax)
     usable = (p >= 0) & (p <= 23)
     five = np.power(np.uint64(5), np.where(usable, p, 0).astype(np.uint64))
     odd_sig = sig >> v.astype(np.uint64)
@@ -812,11 +886,18 @@ def _string_matrix(s: pa.Array, width: int) -> np.ndarray | None:
     return raw[off[0] : off[-1]].reshape(n, width)
 
 
-def _trimmed_fraction_len(frac: np.ndarray, base: int) -> np.ndarray:
-    """Length of ``base`` + '.' + the fraction digits without trailing zeros (``base`` if all zero)."""
-    nonzero = frac != ord("0")
-    last = frac.shape[1] - np.argmax(nonzero[:, ::-1], axis=1)
-    return np.where(nonzero.any(axis=1), base + 1 + last, base).astype(np.int64)
+_FRACTION_CHARS: np.ndarray | None = None
+
+
+def _fraction_chars(us: np.ndarray) -> np.ndarray:
+    """Characters PostgreSQL prints for the microseconds of ``us``: 0, or '.' plus the digits up to the
+    last non-zero one (a lookup table over the million possible fractions)."""
+    global _FRACTION_CHARS
+    if _FRACTION_CHARS is None:
+        f = np.arange(1_000_000)
+        zeros = sum((f % 10**k == 0).astype(np.uint8) for k in range(1, 6))
+        _FRACTION_CHARS = np.where(f == 0, 0, 7 - zeros).astype(np.uint8)
+    return _FRACTION_CHARS[np.mod(us, 1_000_000)].astype(np.int64)
 
 
 def _civil_np(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -869,18 +950,22 @@ def _date_text(arr: pa.Array) -> _Col:
 def _time_text(arr: pa.Array) -> _Col:
     valid = _valid(arr)
     us = np.where(_valid_or_true(arr), _np_values(arr, np.int64), 0)
+    n = len(arr)
     if us.size and us.min() >= 0 and us.max() < _US_PER_DAY:
-        filled = pa.Array.from_buffers(pa.time64("us"), len(arr), [None, pa.py_buffer(us)])
+        filled = pa.Array.from_buffers(pa.time64("us"), n, [None, pa.py_buffer(us)])
         mat = _string_matrix(pc.cast(filled, pa.string()), 15)  # HH:MM:SS.ffffff
         if mat is not None:
-            return _col_from_matrix(mat, valid, _trimmed_fraction_len(mat[:, 9:15], 8))
+            out = np.empty((n, _FREE + 15), dtype=np.uint8)
+            out[:, _FREE:] = mat
+            return _col_from_matrix(out, valid, 8 + _fraction_chars(us), start=_FREE)
     return _col_from_arrow(_set_validity(_clock_strings(us), valid))
 
 
 def _timestamp_text(arr: pa.Array, tz: bool) -> _Col:
-    """For years 1–9999 Arrow's cast gives ``YYYY-MM-DD HH:MM:SS.ffffff``; we cut trailing fraction
-    zeros and add ``+00`` (the session TimeZone is UTC) by pointing views into its buffer rather than
-    joining strings. Other years (BC, > 9999) are formatted from civil dates computed with numpy."""
+    """For years 1–9999 Arrow's cast gives ``YYYY-MM-DD HH:MM:SS.ffffff``; we copy it into a matrix
+    with room for the field length in front, cut trailing fraction zeros through the per-row lengths,
+    and append ``+00`` (the session TimeZone is UTC). Other years (BC, > 9999) are formatted from civil
+    dates computed with numpy."""
     valid = _valid(arr)
     us = np.where(_valid_or_true(arr), _np_values(arr, np.int64), 0)
     n = len(arr)
@@ -888,17 +973,22 @@ def _timestamp_text(arr: pa.Array, tz: bool) -> _Col:
         filled = pa.Array.from_buffers(pa.timestamp("us"), n, [None, pa.py_buffer(us)])
         mat = _string_matrix(pc.cast(filled, pa.string()), 26)
         if mat is not None:
-            lens = _trimmed_fraction_len(mat[:, 20:26], 19)
-            if not tz:
-                return _col_from_matrix(mat, valid, lens)
-            out = np.empty((n, 29), dtype=np.uint8)
-            out[:, :26] = mat
-            flat = out.reshape(-1)
-            at = np.arange(0, n * 29, 29, dtype=np.int64) + lens
-            flat[at] = ord("+")
-            flat[at + 1] = ord("0")
-            flat[at + 2] = ord("0")
-            return _col_from_matrix(out, valid, lens + 3)
+            lens = 19 + _fraction_chars(us)
+            if tz and valid is None:  # "+00" as its own fixed-width segment, merged with what follows
+                out = np.empty((n, _FREE + 26), dtype=np.uint8)
+                out[:, _FREE:] = mat
+                suffix = np.tile(np.frombuffer(b"+00", dtype=np.uint8), (n, 1))
+                return _Col([_Ragged(out, lens, _FREE), suffix], lens + 3, None)
+            out = np.empty((n, _FREE + 26 + 3 * tz), dtype=np.uint8)
+            out[:, _FREE : _FREE + 26] = mat
+            if tz:
+                flat = out.reshape(-1)
+                at = np.arange(_FREE, n * out.shape[1], out.shape[1], dtype=np.int64) + lens
+                flat[at] = ord("+")
+                flat[at + 1] = ord("0")
+                flat[at + 2] = ord("0")
+                lens = lens + 3
+            return _col_from_matrix(out, valid, lens, start=_FREE)
     days, tod = np.divmod(us, _US_PER_DAY)
     date, bc = _date_strings(days)
     suffix = pc.if_else(pa.array(bc), "+00 BC" if tz else " BC", "+00" if tz else "")
@@ -989,32 +1079,30 @@ def _list_child(arr: pa.Array) -> tuple[np.ndarray, pa.Array]:
     return (off - start).astype(np.int64), arr.values.slice(start, int(off[-1]) - start)
 
 
-def _quote_elements(ev: pa.Array) -> pa.Array:
-    """Quote array elements the way array_out does (empty, ``NULL``, or containing ``{}",\\`` or
-    white space): ``"…"`` with ``"`` and ``\\`` backslash-escaped."""
-    off, raw = _binary_parts(ev)
-    data = raw[off[0] : off[-1]]
-    rel = (off - off[0]).astype(np.int64)
+def _quote_flags(data: np.ndarray, rel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which elements array_out must quote (empty, ``NULL`` in any case, or containing ``{}",\\`` or
+    white space) and which of those need backslash escapes (contain ``"`` or ``\\``).
+
+    ``data`` holds the elements back to back, element k being ``data[rel[k]:rel[k + 1]]``. Special
+    bytes are searched with ``in`` over the whole buffer first (memchr speed); only bytes that
+    occur are located, and mapped to their elements by binary search in the offsets.
+    """
     lengths = np.diff(rel)
     need = lengths == 0
+    escape = np.zeros(len(lengths), dtype=bool)
     blob = data.tobytes()
-    if any(blob.find(bytes([c])) >= 0 for c in _QUOTE_BYTES):
-        marks = np.concatenate([[0], np.cumsum(_QUOTE_LUT[data], dtype=np.int64)])
-        need |= marks[rel[1:]] > marks[rel[:-1]]
+    for c in _QUOTE_BYTES:
+        if c.to_bytes() not in blob:
+            continue
+        rows = np.searchsorted(rel, np.flatnonzero(data == c), side="right") - 1
+        need[rows] = True
+        if c in b'"\\':
+            escape[rows] = True
     four = np.flatnonzero(lengths == 4)
     if four.size:
         word = data[rel[four, None] + np.arange(4)] | 0x20  # ASCII lower case
         need[four[(word == np.frombuffer(b"null", np.uint8)).all(axis=1)]] = True
-    valid = _valid(ev)
-    if valid is not None:
-        need &= valid
-    if not need.any():
-        return ev
-    mask = pa.array(need)
-    sub = ev.filter(mask)
-    escaped = pc.replace_substring_regex(sub, r'(["\\])', r"\\\1")
-    quoted = pc.binary_join_element_wise(b'"', escaped, b'"', b"")
-    return pc.replace_with_mask(ev, mask, quoted)
+    return need, escape
 
 
 def _leaf_offsets(arr: pa.Array, ndim: int) -> tuple[np.ndarray, pa.Array]:
@@ -1026,31 +1114,93 @@ def _leaf_offsets(arr: pa.Array, ndim: int) -> tuple[np.ndarray, pa.Array]:
     return off, child
 
 
+def _glue_table(texts: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    width = max(len(t) for t in texts)
+    table = np.zeros((len(texts), width), dtype=np.uint8)
+    for i, t in enumerate(texts):
+        table[i, : len(t)] = np.frombuffer(t, dtype=np.uint8)
+    return table, np.array([len(t) for t in texts], dtype=np.int64)
+
+
+# What follows element k of an array literal, by (quoted, NULL, last in its array, next one quoted).
+_GLUE_AFTER = _glue_table(
+    [
+        (b'"' if q else b"")
+        + (b"NULL" if null else b"")
+        + (b"}" if last else b"," + (b'"' if q_next else b""))
+        for q_next in (False, True)
+        for last in (False, True)
+        for null in (False, True)
+        for q in (False, True)
+    ]
+)
+_GLUE_AFTER_STRINGS = pa.array(
+    [bytes(_GLUE_AFTER[0][i, : _GLUE_AFTER[1][i]]) for i in range(len(_GLUE_AFTER[1]))], pa.binary()
+)
+# What opens an array literal, by (has elements, first element quoted).
+_GLUE_OPEN = _glue_table([b"{}", b"{}", b"{", b'{"'])  # by (has elements, first element quoted)
+
+
 def _array_text(arr: pa.Array, ct: ColumnType) -> _Col:
+    """array_out, vectorised: the elements' text stays where the element encoder put it; a few glue
+    bytes per element (closing quote, ``NULL``, ``,`` or ``}``, next opening quote) are joined behind
+    each element in one pass, and each row is then a zero-copy range of that buffer, preceded by its
+    length and ``{`` (or ``{"``, or ``{}`` for an empty array)."""
+    n = len(arr)
     valid = _valid(arr)
     offsets, child = _list_child(arr)
     el = ct.element
     assert el is not None
-    ev = _values(_enc_text(_normalise(child, el), el))
-    if el.kind not in _NEVER_QUOTED:
-        ev = _quote_elements(ev)
-    if ev.null_count:
-        ev = ev.fill_null(b"NULL")
-    lists = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), ev)
-    joined = pc.binary_join(lists, b",")
-    n = len(arr)
-    lengths = _lens(joined) + 2
+    elements = _enc_text(_normalise(child, el), el)
+    if len(elements.parts) != 1 or not isinstance(elements.parts[0], pa.Array):
+        elements = _col_from_arrow(_values(elements))
+    ev = elements.parts[0]  # NULL elements are empty here; their text comes with the glue
+    m = len(ev)
+    e_off, raw = _binary_parts(ev)
+    base = int(e_off[0])
+    rel = e_off.astype(np.int64) - base
+    null = np.zeros(m, dtype=bool) if elements.valid is None else ~elements.valid
+    if el.kind in _NEVER_QUOTED:
+        quoted = np.zeros(m, dtype=bool)
+    else:
+        quoted, escape = _quote_flags(raw[base : int(e_off[-1])], rel)
+        quoted &= ~null
+        if (escape & quoted).any():
+            mask = pa.array(escape & quoted)
+            escaped = pc.replace_substring_regex(ev.filter(mask), r'(["\\])', r"\\\1")
+            ev = pc.replace_with_mask(ev, mask, escaped)
+    counts = np.diff(offsets)
+    nonempty = counts > 0
+    last = np.zeros(m, dtype=np.uint8)
+    last[offsets[1:][nonempty] - 1] = 1
+    if quoted.any() or null.any():
+        pick = quoted.view(np.uint8) | (null.view(np.uint8) << 1) | (last << 2)
+        pick[:-1] |= quoted[1:].view(np.uint8) << 3
+        glue: Segment = _GLUE_AFTER_STRINGS.take(pa.array(pick))
+    else:  # the common case: every element is followed by ',' or '}'
+        glue = np.where(last, np.uint8(ord("}")), np.uint8(ord(","))).reshape(m, 1)
+    tokens = pc.binary_join_element_wise(ev, _to_arrow(glue), b"") if m else pa.array([], pa.binary())
+    t_off = _offsets(tokens)
+    data = tokens.buffers()[2] or pa.py_buffer(b"")
+    body = pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(t_off[offsets].astype(np.int32)), data])
+    opener = nonempty.view(np.uint8) << 1  # 0: '{}', 2: '{', 3: '{"'
+    if quoted.any():
+        opener[nonempty] |= quoted[offsets[:-1][nonempty]].view(np.uint8)
+    drop = np.zeros(n, dtype=bool) if valid is None else ~valid & nonempty  # NULL rows covering elements
     if ct.ndim > 1:  # an array without elements is '{}' whatever its nesting
         leaf_off, _ = _leaf_offsets(arr, ct.ndim)
-        empty = np.diff(leaf_off) == 0
-        if empty.any():
-            joined = pc.if_else(pa.array(empty), pa.scalar(b""), joined)
-            lengths = _lens(joined) + 2
-    if valid is None:
-        brace_open = np.full((n, 1), ord("{"), dtype=np.uint8)
-        brace_close = np.full((n, 1), ord("}"), dtype=np.uint8)
-        return _Col([brace_open, joined, brace_close], lengths, None)
-    return _col_from_arrow(pc.binary_join_element_wise(b"{", _set_validity(joined, valid), b"}", b""))
+        hollow = (np.diff(leaf_off) == 0) & nonempty
+        opener[hollow] = 0
+        drop |= hollow
+    if drop.any():
+        body = pc.if_else(pa.array(drop), pa.scalar(b""), body)
+    head = np.empty((n, _FREE + 2), dtype=np.uint8)
+    head.view(np.uint16)[:, _FREE // 2] = _GLUE_OPEN[0].view(np.uint16)[:, 0][opener]
+    head_lens = _GLUE_OPEN[1][opener]
+    if valid is not None:
+        head_lens = np.where(valid, head_lens, 0)
+    body_lens = np.where(drop, 0, _lens(body)) if drop.any() else _lens(body)
+    return _Col([_Ragged(head, head_lens, _FREE), body], head_lens + body_lens, valid)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -1060,21 +1210,33 @@ def _array_text(arr: pa.Array, ct: ColumnType) -> _Col:
 _BINARY_DTYPES = {"int2": ">i2", "int4": ">i4", "int8": ">i8"}
 
 
+def _fixed_col(values: np.ndarray, valid: np.ndarray | None) -> _Col:
+    """Fixed-width wire values (an (n,) array of a big-endian dtype, or an (n, w) uint8 matrix).
+
+    Without NULLs they stay one fixed-width segment (merged with its neighbours); with NULLs they are
+    copied behind free columns (for the length and what precedes it) and the rows compacted once.
+    """
+    n = len(values)
+    raw = values.view(np.uint8).reshape(n, values.dtype.itemsize if values.ndim == 1 else values.shape[1])
+    if valid is None:
+        return _Col([np.ascontiguousarray(raw)], np.full(n, raw.shape[1], dtype=np.int64), None)
+    out = np.empty((n, _FREE + raw.shape[1]), dtype=np.uint8)
+    out[:, _FREE:] = raw
+    return _col_from_matrix(out, valid, start=_FREE)
+
+
 def _enc_binary(arr: pa.Array, ct: ColumnType) -> _Col:
     kind = ct.kind
     valid = _valid(arr)
     n = len(arr)
     if kind == "bool":
-        b = arr.fill_null(False).to_numpy(zero_copy_only=False)
-        return _col_from_matrix(b.astype(np.uint8).reshape(-1, 1), valid)
+        return _fixed_col(arr.fill_null(False).to_numpy(zero_copy_only=False).astype(np.uint8), valid)
     if kind in _BINARY_DTYPES:
         dtype = np.dtype(_BINARY_DTYPES[kind])
-        values = _np_values(arr, dtype.newbyteorder("="))
-        return _col_from_matrix(values.astype(dtype).view(np.uint8).reshape(n, dtype.itemsize), valid)
+        return _fixed_col(_np_values(arr, dtype.newbyteorder("=")).astype(dtype), valid)
     if kind in ("float4", "float8"):  # float4send/float8send: the IEEE bits as stored (NaN payloads too)
         dtype = np.dtype(">u4" if kind == "float4" else ">u8")
-        bits = _np_values(arr, dtype.newbyteorder("="))
-        return _col_from_matrix(bits.astype(dtype).view(np.uint8).reshape(n, dtype.itemsize), valid)
+        return _fixed_col(_np_values(arr, dtype.newbyteorder("=")).astype(dtype), valid)
     if kind == "numeric":
         return _numeric_binary(arr)
     if kind == "text":
@@ -1087,22 +1249,20 @@ def _enc_binary(arr: pa.Array, ct: ColumnType) -> _Col:
     if kind == "bytea":
         return _col_from_arrow(arr)
     if kind == "uuid":
-        return _col_from_matrix(_uuid_bytes(arr), valid)
+        return _fixed_col(_uuid_bytes(arr), valid)
     if kind == "date":
-        days = _np_values(arr, np.int32).astype(np.int64) - _EPOCH_DAYS
-        return _col_from_matrix(days.astype(">i4").view(np.uint8).reshape(n, 4), valid)
+        return _fixed_col((_np_values(arr, np.int32).astype(np.int64) - _EPOCH_DAYS).astype(">i4"), valid)
     if kind == "time":
-        return _col_from_matrix(_np_values(arr, np.int64).astype(">i8").view(np.uint8).reshape(n, 8), valid)
+        return _fixed_col(_np_values(arr, np.int64).astype(">i8"), valid)
     if kind in ("timestamp", "timestamptz"):
-        us = _np_values(arr, np.int64) - _EPOCH_US
-        return _col_from_matrix(us.astype(">i8").view(np.uint8).reshape(n, 8), valid)
+        return _fixed_col((_np_values(arr, np.int64) - _EPOCH_US).astype(">i8"), valid)
     if kind == "interval":
         months, days, us = _interval_parts(arr)
         mat = np.empty((n, 16), dtype=np.uint8)
         mat[:, 0:8] = us.astype(">i8").view(np.uint8).reshape(n, 8)
         mat[:, 8:12] = _be32(days)
         mat[:, 12:16] = _be32(months)
-        return _col_from_matrix(mat, valid)
+        return _fixed_col(mat, valid)
     if kind == "array":
         return _array_binary(arr, ct)
     raise AssertionError(kind)
@@ -1182,15 +1342,16 @@ def _numeric_binary(arr: pa.Array) -> _Col:
     ndigits = np.where(anyd, hi - lo + 1, 0)
     weight = np.where(anyd, hi - s4, 0)
     sign = np.where(neg & anyd, 0x4000, 0)
-    mat = np.zeros((n, 8 + 2 * ng), dtype=np.uint8)
-    mat[:, 0:2] = _be16(ndigits)
-    mat[:, 2:4] = _be16(weight)
-    mat[:, 4:6] = _be16(sign)
-    mat[:, 6:8] = _be16(np.full(n, scale))
+    f = _FREE
+    mat = np.zeros((n, f + 8 + 2 * ng), dtype=np.uint8)
+    mat[:, f : f + 2] = _be16(ndigits)
+    mat[:, f + 2 : f + 4] = _be16(weight)
+    mat[:, f + 4 : f + 6] = _be16(sign)
+    mat[:, f + 6 : f + 8] = _be16(np.full(n, scale))
     rows = np.arange(n)
     for j in range(ng):
-        mat[:, 8 + 2 * j : 10 + 2 * j] = _be16(g[rows, np.clip(hi - j, 0, ng - 1)])
-    return _col_from_matrix(mat, valid, 8 + 2 * ndigits)
+        mat[:, f + 8 + 2 * j : f + 10 + 2 * j] = _be16(g[rows, np.clip(hi - j, 0, ng - 1)])
+    return _col_from_matrix(mat, valid, 8 + 2 * ndigits, start=f)
 
 
 def _array_binary(arr: pa.Array, ct: ColumnType) -> _Col:
@@ -1237,17 +1398,21 @@ def _array_binary(arr: pa.Array, ct: ColumnType) -> _Col:
         nulls = np.concatenate([[0], np.cumsum(~child_valid, dtype=np.int64)])
         has_null = (nulls[row_off[1:]] - nulls[row_off[:-1]]) > 0
     nonempty = count > 0
-    header = np.zeros((n, 12 + 8 * ndim), dtype=np.uint8)
-    header[:, 0:4] = _be32(np.where(nonempty, ndim, 0))
-    header[:, 4:8] = _be32(has_null.astype(np.int64))
-    header[:, 8:12] = _be32(np.full(n, leaf.oid))
+    layout = [("free", f"V{_FREE}"), ("ndim", ">i4"), ("has_null", ">i4"), ("oid", ">i4")]
+    for d in range(ndim):
+        layout += [(f"dim{d}", ">i4"), (f"lbound{d}", ">i4")]
+    header = np.empty(n, dtype=np.dtype(layout))
+    header["ndim"] = np.where(nonempty, ndim, 0)
+    header["has_null"] = has_null
+    header["oid"] = leaf.oid
     for d, dim in enumerate(dims):
-        header[:, 12 + 8 * d : 16 + 8 * d] = _be32(dim)
-        header[:, 16 + 8 * d : 20 + 8 * d] = _be32(np.ones(n, dtype=np.int64))
+        header[f"dim{d}"] = dim
+        header[f"lbound{d}"] = 1
+    matrix = header.view(np.uint8).reshape(n, header.dtype.itemsize)
     hlen = np.where(nonempty, 12 + 8 * ndim, 12)
     if valid is not None:
         hlen = np.where(valid, hlen, 0)
-    head: Segment = header if valid is None and nonempty.all() else _Ragged(header, hlen)
+    head: Segment = matrix[:, _FREE:] if valid is None and nonempty.all() else _Ragged(matrix, hlen, _FREE)
     return _Col([head, payload], hlen + _lens(payload), valid)
 
 

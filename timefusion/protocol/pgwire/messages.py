@@ -40,11 +40,19 @@ async def read_startup(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return code, body[4:]
 
 
+FRONTEND_TYPES = frozenset(b"QPBDECSHXdcfp")
+_EMPTY_BODY = frozenset(b"SHXc")  # Sync, Flush, Terminate, CopyDone carry no body
+
+
 async def read_message(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    """One frontend message; the type and length are checked before the body is read, so a bad
+    header ends the connection at once instead of buffering up to the declared length."""
     head = await reader.readexactly(5)
     kind, length = _HEADER.unpack(head)
-    if length < 4 or length > MAX_MESSAGE_LENGTH:
-        raise ProtocolError(f"invalid message length {length}")
+    if kind[0] not in FRONTEND_TYPES:
+        raise ProtocolError(f"invalid frontend message type {kind!r}")
+    if length < 4 or length > MAX_MESSAGE_LENGTH or (kind[0] in _EMPTY_BODY and length != 4):
+        raise ProtocolError(f"invalid message length {length} for message type {kind!r}")
     return kind, await reader.readexactly(length - 4)
 
 

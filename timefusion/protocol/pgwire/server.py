@@ -80,6 +80,8 @@ class PgServer:
             self._tasks.add(task)
         try:
             await conn.run()
+        except asyncio.CancelledError:
+            pass  # shutdown closed this connection after its grace period
         finally:
             self.connections.pop(pid, None)
             if task is not None:

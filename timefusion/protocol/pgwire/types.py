@@ -162,8 +162,9 @@ def column_type(dtype: pa.DataType, *, json: bool = False) -> ColumnType:
         return _scalar(FLOAT4)
     if t.is_float64(dtype):
         return _scalar(FLOAT8)
-    if t.is_decimal(dtype):
-        return _scalar(NUMERIC, _numeric_typmod(dtype.precision, max(dtype.scale, 0)))
+    if t.is_decimal(dtype):  # a negative scale is sent as its integer values: numeric(p - s, 0)
+        scale = dtype.scale
+        return _scalar(NUMERIC, _numeric_typmod(dtype.precision - min(scale, 0), max(scale, 0)))
     if t.is_string(dtype) or t.is_large_string(dtype) or t.is_string_view(dtype) or t.is_null(dtype):
         return _scalar(JSONB if json else TEXT)
     if t.is_fixed_size_binary(dtype) and dtype.byte_width == 16:
@@ -534,6 +535,13 @@ def _parse_array(elem_oid: int, s: str) -> list[object]:
 
 
 def _parse_text(oid: int, s: str) -> object:
+    try:
+        return _input(oid, s)
+    except OverflowError as exc:
+        raise ValueError(f"value out of range for type OID {oid}: {exc}") from None
+
+
+def _input(oid: int, s: str) -> object:
     if oid in _TEXT_OIDS or oid == JSONB.oid:
         return s
     if oid == BOOL.oid:
@@ -619,6 +627,13 @@ def _recv_array(raw: bytes) -> list[object]:
 
 
 def _parse_binary(oid: int, raw: bytes) -> object:
+    try:
+        return _recv(oid, raw)
+    except (struct.error, OverflowError, UnicodeDecodeError) as exc:
+        raise ValueError(f"invalid binary value for type OID {oid}: {exc}") from None
+
+
+def _recv(oid: int, raw: bytes) -> object:
     if oid in _TEXT_OIDS:
         return raw.decode("utf-8")
     if oid == JSONB.oid:
