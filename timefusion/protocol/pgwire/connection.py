@@ -103,6 +103,7 @@ class Connection:
         self.tx = b"I"
         self.prepared: dict[str, Prepared] = {}
         self.portals: dict[str, Portal] = {}
+        self.cursors: dict[str, Portal] = {}  # DECLARE … CURSOR, read with FETCH
         self.skip_to_sync = False
         self.running: asyncio.Task[Any] | None = None
         self.cancel_reason: PgError | None = None
@@ -392,7 +393,7 @@ class Connection:
             else:
                 self.send(msg.no_data())
         elif what == b"P":
-            portal = self.portals.get(name)
+            portal = self.portals.get(name) or self.cursors.get(name)  # DECLAREd cursors are portals
             if portal is None:
                 raise PgError(INVALID_CURSOR_NAME, f'portal "{name}" does not exist')
             schema = self.portal_schema(portal)
@@ -419,6 +420,7 @@ class Connection:
             self.prepared.pop(name, None)
         elif what == b"P":
             self.portals.pop(name, None)
+            self.cursors.pop(name, None)
         else:
             raise ProtocolError(f"invalid CLOSE message subtype {what!r}")
         self.send(msg.close_complete())
@@ -431,6 +433,9 @@ class Connection:
         if kind == "show":
             assert self.settings is not None
             return pa.schema([(self.settings.canonical(portal.prepared.statement.name), pa.string())])
+        if kind == "fetch":
+            cursor = self.cursors.get(portal.prepared.statement.name)
+            return cursor.result.schema if cursor is not None and cursor.result is not None else None
         return None
 
     def json_columns(self, schema: pa.Schema) -> frozenset[str]:
@@ -516,6 +521,19 @@ class Connection:
                 self.send(row_description(schema, portal.result_formats, self.json_columns(schema)))
             await self.stream(portal, max_rows)
             return
+        if statement.kind in ("fetch", "move"):
+            cursor = self.cursors.get(statement.name)
+            if cursor is None or cursor.result is None:
+                raise PgError(INVALID_CURSOR_NAME, f'cursor "{statement.name}" does not exist')
+            count = 0 if statement.value == "all" else int(statement.value or "1")
+            if statement.kind == "move":
+                cursor.result_formats = [0]
+            elif describe:
+                schema = cursor.result.schema
+                self.send(row_description(schema, portal.result_formats, self.json_columns(schema)))
+            cursor.result_formats = portal.result_formats
+            await self.stream(cursor, count, tag=statement.kind.upper(), send=statement.kind == "fetch")
+            return
         outcome = await self.command(statement, portal.params)
         if outcome.schema is not None and describe:
             self.send(row_description(outcome.schema, [0]))
@@ -523,7 +541,9 @@ class Connection:
             self.send(part)
         self.send(msg.command_complete(outcome.tag))
 
-    async def stream(self, portal: Portal, max_rows: int) -> None:
+    async def stream(self, portal: Portal, max_rows: int, tag: str | None = None, send: bool = True) -> None:
+        """Send up to `max_rows` rows (0 = all). A portal ends with CommandComplete or, at the row
+        limit, PortalSuspended; a cursor FETCH/MOVE (`tag`) always ends with `FETCH n`."""
         result = portal.result
         assert result is not None
         if portal.rows is None:
@@ -555,9 +575,12 @@ class Connection:
             sent += n
             if budget is not None:
                 budget -= n
-            self.send(data)
-            await self.flush()  # back-pressure: a slow client slows the query down
-        if portal.done:
+            if send:
+                self.send(data)
+                await self.flush()  # back-pressure: a slow client slows the query down
+        if tag is not None:
+            self.send(msg.command_complete(f"{tag} {sent}"))
+        elif portal.done:
             self.send(msg.command_complete(f"SELECT {sent}"))
         else:  # like PostgreSQL: the row limit was reached; the next Execute continues
             self.send(msg.portal_suspended())
@@ -609,6 +632,7 @@ class Connection:
         if kind in ("commit", "rollback"):
             tag = "ROLLBACK" if kind == "rollback" or self.tx == b"E" else "COMMIT"
             self.tx = b"I"
+            self.cursors.clear()
             return _Outcome(tag)
         if kind == "discard":
             self.prepared.clear()
@@ -618,6 +642,19 @@ class Connection:
                 statement.tag,
                 extra=[msg.parameter_status(settings.canonical(n), settings.get(n) or "") for n in changed],
             )
+        if kind == "declare":
+            if statement.name in self.cursors:
+                raise PgError("42P03", f'cursor "{statement.name}" already exists')
+            cursor = Portal(Prepared(statement.value or "", classify(statement.value or ""), []), params, [0])
+            cursor.result = await self.plan(statement.value or "", params)
+            self.cursors[statement.name] = cursor
+            return _Outcome(statement.tag)
+        if kind == "close":
+            if statement.name.lower() == "all":
+                self.cursors.clear()
+            elif self.cursors.pop(statement.name, None) is None:
+                raise PgError(INVALID_CURSOR_NAME, f'cursor "{statement.name}" does not exist')
+            return _Outcome(statement.tag)
         if kind == "deallocate":
             if statement.name:
                 if statement.name not in self.prepared:

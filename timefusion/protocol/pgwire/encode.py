@@ -646,24 +646,50 @@ _FLOAT_RE = r"^(?P<sign>-?)(?P<int>\d+)(?:\.(?P<frac>\d+))?(?:e(?P<exp>[-+]\d+))
 
 
 def _float_text(arr: pa.Array, single: bool) -> pa.Array:
-    """Arrow's float→string cast gives the shortest round-trip digits, as PostgreSQL ≥ 12 does, but
-    switches notation at other thresholds (exponent form from 1e10 and below 1e-6; PostgreSQL from 1e15,
-    float4 from 1e6, and below 1e-4) and spells inf/nan differently: only those values are redone."""
+    """float4out/float8out for a whole column.
+
+    Arrow's float→string cast gives the shortest round-trip digits, as PostgreSQL ≥ 12 does, but in
+    fixed notation for decimal exponents in [-6, 10) (PostgreSQL: [-4, 15), float4 [-4, 6)), with
+    one-digit negative exponents (``1e-7``) and as ``inf``/``nan``; and PostgreSQL's Ryu never picks
+    a decimal exactly on a rounding bound, which only matters for integral floats (≥ 2**53, float4
+    ≥ 2**24). The value ranges where Arrow's text can be wrong are found with numpy and only those
+    values are redone, each range in the cheapest way that is right for it.
+    """
     s = pc.cast(arr, pa.string())
     x = _np_values(arr, np.float32 if single else np.float64)
+    valid = _valid(arr)
+    f = x.dtype.type  # thresholds in the column's own precision (float32(1e-6) prints as 1e-06)
     with np.errstate(invalid="ignore"):
         ax = np.abs(x)
-        fix = ~np.isfinite(x) | ((ax < 1e-4) & (x != 0)) | (ax >= (_TWO24 if single else _TWO53))
-        fix |= (ax >= 1e6) & (ax < 1e10) if single else (ax >= 1e10) & (ax < 1e15)
-    valid = _valid(arr)
+        special = ~np.isfinite(x)
+        pad = (ax >= f(1e-10)) & (ax < f(1e-6))  # "1.5e-7" → "1.5e-07"
+        general = (ax >= f(1e-6)) & (ax < f(1e-4))  # fixed → exponent form
+        big = (ax >= (_TWO24 if single else _TWO53)) & ~special
+        integral = np.zeros(len(x), dtype=bool)
+        if single:
+            general |= (ax >= f(1e6)) & ~big
+        else:
+            mid = (ax >= 1e10) & (ax < 1e15)  # exponent → fixed form
+            integral = mid & (x == np.trunc(x))
+            general |= mid & ~integral
     if valid is not None:
-        fix &= valid
-    if not fix.any():
-        return s
-    idx = np.flatnonzero(fix)
-    sub = _exclusive_bound_digits(s.take(pa.array(idx)), x[idx])
-    redone = _float_pg_form(sub, x[idx], 6 if single else 15)
-    return pc.replace_with_mask(s, pa.array(fix), redone)
+        special, pad, general, big, integral = (m & valid for m in (special, pad, general, big, integral))
+    fixes: list[tuple[np.ndarray, pa.Array]] = []
+    if special.any():
+        sx = x[special]
+        nan = pa.array(np.isnan(sx))
+        fixes.append((special, pc.if_else(nan, "NaN", pc.if_else(pa.array(sx > 0), "Infinity", "-Infinity"))))
+    if pad.any():
+        fixes.append((pad, pc.replace_substring_regex(s.filter(pa.array(pad)), r"e-(\d)$", r"e-0\1")))
+    if general.any():
+        fixes.append((general, _float_pg_form(s.filter(pa.array(general)), 6 if single else 15)))
+    if integral.any():  # integral float8 values below 1e15 print like the integer
+        fixes.append((integral, pc.cast(pa.array(x[integral].astype(np.int64)), pa.string())))
+    for mask, text in fixes:
+        s = pc.replace_with_mask(s, pa.array(mask), text)
+    if big.any():
+        s = _exclusive_bound_digits(s, x, big)
+    return s
 
 
 def _float_parts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -677,23 +703,23 @@ def _float_parts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return mantissa | np.uint64(1 << mbits), exponent - (150 if single else 1075), mantissa == 0
 
 
-def _exclusive_bound_digits(s: pa.Array, x: np.ndarray) -> pa.Array:
+def _exclusive_bound_digits(s: pa.Array, x: np.ndarray, big: np.ndarray) -> pa.Array:
     """PostgreSQL's Ryu (d2s.c/f2s.c) never picks a decimal lying exactly on a rounding bound
     (``acceptBounds = false``), which Arrow's and Python's shortest round-trip digits may do. That can
-    only happen for integral floats (|x| ≥ 2**53, float4 ≥ 2**24, where the bounds are integers); for
-    those below 2**63 we compute PostgreSQL's digits with uint64 arithmetic: the largest power of ten
-    with a multiple strictly between the bounds, and of those multiples the one nearest to x."""
+    only happen for integral floats (``big``: |x| ≥ 2**53, float4 ≥ 2**24), whose bounds are integers.
+
+    Below 2**63 PostgreSQL's digits are computed with uint64 arithmetic (the largest power of ten with
+    a multiple strictly between the bounds; of those multiples the one nearest to x), printed in
+    exponent form, and put where they differ from Arrow's text. Above, a bound can only have ≤ 17
+    significant digits if 5**(exponent − 17) divides its odd factor; the few values passing that test
+    are redone with Python integers.
+    """
     single = x.dtype == np.float32
-    with np.errstate(invalid="ignore"):
-        big = np.isfinite(x) & (np.abs(x) >= (_TWO24 if single else _TWO53))
-    if not big.any():
-        return s
-    sel = np.flatnonzero(big)
-    mag = np.abs(x[sel].astype(np.float64))
-    small = mag < 2.0**63
-    if small.any():
-        _, e, pow2 = _float_parts(np.abs(x[sel][small]))
-        xi = mag[small].astype(np.uint64)
+    ax = np.abs(x)
+    exact = big & (ax < 2.0**63)
+    if exact.any():
+        _, e, pow2 = _float_parts(ax[exact])
+        xi = ax[exact].astype(np.uint64)
         gap_hi = np.uint64(1) << e.astype(np.uint64)  # twice the distance to the upper bound
         gap_lo = np.where(pow2, gap_hi >> np.uint64(1), gap_hi)  # … and to the lower one
         best = np.zeros(len(xi), dtype=np.uint64)
@@ -711,50 +737,43 @@ def _exclusive_bound_digits(s: pa.Array, x: np.ndarray) -> pa.Array:
             new = ~found & (in_down | in_up)
             best[new] = np.where(take_down, down, down + unit)[new]
             found |= new
-        rows = sel[small]
-        text = pc.cast(pa.array(best), pa.string())
-        text = pc.binary_join_element_wise(pc.if_else(pa.array(x[rows] < 0), "-", ""), text, "")
-        s = pc.replace_with_mask(s, pa.array(_mask(len(s), rows)), text)
-    if not small.all():
-        rows = sel[~small]
-        on_bound = _on_rounding_bound(s.take(pa.array(rows)), np.abs(x[rows]))
-        if on_bound.any():  # rare: values ≥ 2**63 exactly on a bound are redone with Python integers
-            rows = rows[on_bound]
-            texts = s.take(pa.array(rows)).to_pylist()
-            fixed = [_pg_float_repr(v, single, t) for v, t in zip(x[rows].tolist(), texts)]
-            s = pc.replace_with_mask(s, pa.array(_mask(len(s), rows)), pa.array(fixed, pa.string()))
+        ours = _integer_exponent_form(best, x[exact] < 0)
+        differ = pc.not_equal(s.filter(pa.array(exact)), ours).to_numpy(zero_copy_only=False)
+        if differ.any():
+            rows = np.flatnonzero(exact)[differ]
+            s = pc.replace_with_mask(s, pa.array(_mask(len(s), rows)), ours.filter(pa.array(differ)))
+    rest = big & ~exact
+    if rest.any():
+        rows = np.flatnonzero(rest)
+        m, _, _ = _float_parts(ax[rows])
+        p0 = np.floor(np.log10(ax[rows].astype(np.float64))).astype(np.int64) - 17
+        five = np.power(np.uint64(5), np.clip(p0, 0, 26).astype(np.uint64))
+        two, one = np.uint64(2), np.uint64(1)
+        maybe = (p0 <= 26) & (
+            ((two * m + one) % five == 0)
+            | ((two * m - one) % five == 0)
+            | ((two * two * m - one) % five == 0)
+        )
+        if maybe.any():  # rare: redone exactly, in Python
+            rows = rows[maybe]
+            texts = [_pg_float(v, single) for v in x[rows].tolist()]
+            s = pc.replace_with_mask(s, pa.array(_mask(len(s), rows)), pa.array(texts, pa.string()))
     return s
 
 
-def _on_rounding_bound(s: pa.Array, ax: np.ndarray) -> np.ndarray:
-    """Whether each shortest decimal ``s`` (as Arrow prints it) of the integral float ``ax`` equals one of
-    its rounding bounds, checked without big integers: ``sig·10**p == odd·2**t`` holds iff
-    ``p + ctz(sig) == t`` and ``odd == (sig >> ctz(sig))·5**p``."""
-    parts = pc.extract_regex(s, _FLOAT_RE)
-    ip, fp, ex = (parts.field(name) for name in ("int", "frac", "exp"))
-    all_digits = pc.binary_join_element_wise(ip, fp, "")
-    stripped = pc.utf8_ltrim(all_digits, "0")
-    digits = pc.utf8_rtrim(stripped, "0")
-    ndig = _lens(digits)
-    exp_given = pc.cast(pc.if_else(pc.equal(ex, ""), "0", pc.replace_substring(ex, "+", "")), pa.int64())
-    e10 = exp_given.to_numpy() + _lens(ip) - 1 - (_lens(all_digits) - _lens(stripped))
-    p = e10 - (ndig - 1)
-    sig = pc.cast(digits, pa.uint64()).to_numpy()
-    v = np.log2((sig & (~sig + np.uint64(1))).astype(np.float64)).astype(np.int64)  # trailing zero bits
-    m, e, pow2 = _float_parts(ax)
-    usable = (p >= 0) & (p <= 23)
-    five = np.power(np.uint64(5), np.where(usable, p, 0).astype(np.uint64))
-    odd_sig = sig >> v.astype(np.uint64)
-
-    def equals(odd: np.ndarray, t: np.ndarray) -> np.ndarray:
-        return usable & (p + v == t) & (odd % five == 0) & (odd // five == odd_sig)
-
-    two = np.uint64(2)
-    upper = equals(two * m + np.uint64(1), e - 1)
-    lower = np.where(
-        pow2, equals(np.uint64(4) * m - np.uint64(1), e - 2), equals(two * m - np.uint64(1), e - 1)
+def _integer_exponent_form(c: np.ndarray, negative: np.ndarray) -> pa.Array:
+    """Integers (uint64, ≥ 10**6) in PostgreSQL's float exponent notation: ``-6.5893888007552176e+16``."""
+    digits = pc.cast(pa.array(c), pa.string())
+    sig = pc.utf8_rtrim(digits, "0")
+    head = pc.utf8_slice_codeunits(sig, 0, 1)
+    mant = pc.if_else(
+        pc.greater(pc.utf8_length(sig), 1),
+        pc.binary_join_element_wise(head, pc.utf8_slice_codeunits(sig, 1), "."),
+        head,
     )
-    return upper | lower
+    exponent = pc.utf8_lpad(pc.cast(pa.array(_lens(digits) - 1), pa.string()), 2, "0")
+    sign = pc.if_else(pa.array(negative), "-", "")
+    return pc.binary_join_element_wise(sign, mant, "e+", exponent, "")
 
 
 def _mask(n: int, rows: np.ndarray) -> np.ndarray:
@@ -763,16 +782,10 @@ def _mask(n: int, rows: np.ndarray) -> np.ndarray:
     return out
 
 
-def _float_pg_form(s: pa.Array, x: np.ndarray, fixed_below: int) -> pa.Array:
-    """PostgreSQL's float output for Arrow-formatted floats (either notation): fixed when the decimal
-    exponent is in [-4, fixed_below), else ``d.ddde±XX``; NaN and ±Infinity."""
-    res = pc.if_else(
-        pa.array(np.isnan(x)), pa.scalar("NaN"), pc.if_else(pa.array(x > 0), "Infinity", "-Infinity")
-    )
-    finite = np.isfinite(x)
-    if not finite.any():
-        return res
-    parts = pc.extract_regex(s.filter(pa.array(finite)), _FLOAT_RE)
+def _float_pg_form(s: pa.Array, fixed_below: int) -> pa.Array:
+    """PostgreSQL's notation for finite, non-zero floats printed by Arrow (in either notation): fixed
+    when the decimal exponent is in [-4, fixed_below), else ``d.ddde±XX``."""
+    parts = pc.extract_regex(s, _FLOAT_RE)
     sign, ip, fp, ex = (parts.field(name) for name in ("sign", "int", "frac", "exp"))
     digits = pc.binary_join_element_wise(ip, fp, "")
     stripped = pc.utf8_ltrim(digits, "0")
@@ -799,10 +812,7 @@ def _float_pg_form(s: pa.Array, x: np.ndarray, fixed_below: int) -> pa.Array:
             dot = pc.if_else(pc.greater(pc.utf8_length(frac), 0), ".", "")
             text = pc.binary_join_element_wise(g_sign, whole, dot, frac, "")
         out = pc.replace_with_mask(out, group, text)
-    zero = sig_len == 0
-    if zero.any():
-        out = pc.if_else(pa.array(zero), pc.binary_join_element_wise(sign, "0", ""), out)
-    return pc.replace_with_mask(res, pa.array(finite), out)
+    return out
 
 
 def _lens(arr: pa.Array) -> np.ndarray:
@@ -1479,11 +1489,11 @@ def _pg_float(v: float, single: bool) -> str:
     return f"{sign}{mant}e{'-' if e10 < 0 else '+'}{abs(e10):02d}"
 
 
-def _pg_float_repr(v: float, single: bool, shortest: str | None = None) -> str:
+def _pg_float_repr(v: float, single: bool) -> str:
     """The digits PostgreSQL's Ryu prints for a finite float, in any notation Python can parse: the
     shortest round-trip digits, except that a decimal exactly on a rounding bound is not accepted
     (see :func:`_exclusive_bound_digits`)."""
-    r = shortest if shortest is not None else (str(np.float32(v)) if single else repr(v))
+    r = str(np.float32(v)) if single else repr(v)
     a = abs(v)
     if a < (_TWO24 if single else _TWO53) or a == float("inf"):
         return r

@@ -92,9 +92,40 @@ def classify(sql: str) -> Statement:
         if name.lower() == "all":
             return Statement("deallocate", sql, "DEALLOCATE ALL", "")
         return Statement("deallocate", sql, "DEALLOCATE", name)
+    if head == "declare":
+        m = _DECLARE.match(_LEADING.sub("", sql, count=1))
+        if not m:
+            raise PgError(SYNTAX_ERROR, f"syntax error in DECLARE: {sql.strip()[:80]}")
+        return Statement("declare", sql, "DECLARE CURSOR", _ident(m.group(1)), m.group(2))
+    if head in ("fetch", "move"):
+        m = _FETCH.match(_LEADING.sub("", sql, count=1))
+        if not m:
+            raise PgError(SYNTAX_ERROR, f"syntax error in {head.upper()}: {sql.strip()[:80]}")
+        how = (m.group(2) or "next").lower().split()
+        count = "all" if "all" in how else next((w for w in how if w.isdigit()), "1")
+        return Statement("fetch" if head == "fetch" else "move", sql, head.upper(), _ident(m.group(3)), count)
+    if head == "close":
+        m = re.search(r"close\s+(\w+|\"[^\"]+\")", sql, re.I)
+        name = _ident(m.group(1)) if m else "all"
+        return Statement("close", sql, "CLOSE CURSOR" if name.lower() != "all" else "CLOSE CURSOR ALL", name)
     if head in _NOOP:
         return Statement("noop", sql, _NOOP[head])
     return Statement("query", sql)
+
+
+_DECLARE = re.compile(
+    r"declare\s+(\w+|\"[^\"]+\")\s+(?:binary\s+)?(?:(?:asensitive|insensitive)\s+)?(?:no\s+)?(?:scroll\s+)?"
+    r"cursor\s+(?:(?:with|without)\s+hold\s+)?for\s+(.*?)\s*;?\s*$",
+    re.I | re.S,
+)
+_FETCH = re.compile(
+    r"(fetch|move)\s+(?:((?:forward\s+)?(?:all|next|\d+)|forward)\s+)?(?:(?:from|in)\s+)?(\w+|\"[^\"]+\")\s*;?\s*$",
+    re.I | re.S,
+)
+
+
+def _ident(name: str) -> str:
+    return name[1:-1].replace('""', '"') if name.startswith('"') else name.lower()
 
 
 _SET = re.compile(
