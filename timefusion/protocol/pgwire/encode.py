@@ -82,6 +82,7 @@ _NEVER_QUOTED = frozenset({"bool", "int2", "int4", "int8", "float4", "float8", "
 _QUOTE_BYTES = b'{}",\\ \t\n\r\x0b\x0c'
 _HEX = np.frombuffer(b"".join(b"%02x" % i for i in range(256)), dtype=np.uint8).reshape(256, 2)
 _FREE = 16  # free leading columns of ragged value matrices: the field length + what precedes it
+_EXP_PLUS = np.frombuffer(b"".join(b"e+%02d" % e for e in range(100)), dtype=np.uint8).reshape(100, 4)
 _TWO24 = float(2**24)
 _TWO53 = float(2**53)
 
@@ -302,8 +303,30 @@ def _normalise(arr: pa.Array, ct: ColumnType) -> pa.Array:
     if kind == "array":
         if pa.types.is_list(t) or pa.types.is_large_list(t):
             return arr
+        if pa.types.is_list_view(t) or pa.types.is_large_list_view(t):
+            return _list_from_view(arr)
         return arr.cast(pa.list_(t.value_field))
     return arr  # bool, uuid (fixed_size_binary(16)), interval (duration / month_day_nano)
+
+
+def _list_from_view(arr: pa.Array) -> pa.Array:
+    """A list array with the values of a list_view array (whose sub-lists may be anywhere in the child,
+    in any order). Done by hand: Arrow 26's list_view → list cast returns a corrupt array."""
+    n = len(arr)
+    dtype = np.int64 if pa.types.is_large_list_view(arr.type) else np.int32
+    offsets = np.frombuffer(
+        arr.buffers()[1], dtype=dtype, count=n, offset=arr.offset * np.dtype(dtype).itemsize
+    )
+    sizes = np.frombuffer(
+        arr.buffers()[2], dtype=dtype, count=n, offset=arr.offset * np.dtype(dtype).itemsize
+    )
+    valid = _valid(arr)
+    sizes = sizes.astype(np.int64) if valid is None else np.where(valid, sizes, 0)
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    take = np.repeat(offsets.astype(np.int64) - starts[:-1], sizes) + np.arange(starts[-1])
+    values = arr.values.take(pa.array(take))
+    mask = None if valid is None else pa.array(~valid)
+    return pa.ListArray.from_arrays(pa.array(starts.astype(np.int32)), values, mask=mask)
 
 
 _UNIT_US = {"s": 1_000_000, "ms": 1_000, "us": 1}
@@ -662,34 +685,67 @@ def _float_text(arr: pa.Array, single: bool) -> pa.Array:
     with np.errstate(invalid="ignore"):
         ax = np.abs(x)
         special = ~np.isfinite(x)
-        pad = (ax >= f(1e-10)) & (ax < f(1e-6))  # "1.5e-7" → "1.5e-07"
-        general = (ax >= f(1e-6)) & (ax < f(1e-4))  # fixed → exponent form
+        pad = (ax >= f(1e-9)) & (ax < f(1e-6))  # "1.5e-7" → "1.5e-07"
+        small = (ax >= f(1e-6)) & (ax < f(1e-4))  # "0.0000015" → "1.5e-06"
+        general = np.zeros(len(x), dtype=bool)  # any other mismatch of notation
         big = (ax >= (_TWO24 if single else _TWO53)) & ~special
         integral = np.zeros(len(x), dtype=bool)
+        int_exp = np.zeros(len(x), dtype=bool)
         if single:
             general |= (ax >= f(1e6)) & ~big
+            int_exp = big & (ax < f(1e10))  # integral: "803494400" → "8.034944e+08"
         else:
             mid = (ax >= 1e10) & (ax < 1e15)  # exponent → fixed form
             integral = mid & (x == np.trunc(x))
             general |= mid & ~integral
+    general &= ~special
     if valid is not None:
-        special, pad, general, big, integral = (m & valid for m in (special, pad, general, big, integral))
+        special, pad, small, general, big, integral, int_exp = (
+            m & valid for m in (special, pad, small, general, big, integral, int_exp)
+        )
     fixes: list[tuple[np.ndarray, pa.Array]] = []
     if special.any():
         sx = x[special]
         nan = pa.array(np.isnan(sx))
         fixes.append((special, pc.if_else(nan, "NaN", pc.if_else(pa.array(sx > 0), "Infinity", "-Infinity"))))
     if pad.any():
-        fixes.append((pad, pc.replace_substring_regex(s.filter(pa.array(pad)), r"e-(\d)$", r"e-0\1")))
+        sub = s.filter(pa.array(pad)).view(pa.binary())
+        padded = pc.binary_join_element_wise(
+            pc.binary_slice(sub, 0, -1), pc.binary_slice(sub, -1, 1 << 30), b"0"
+        )
+        fixes.append((pad, padded.view(pa.string())))
+    if small.any():
+        fixes.append((small, _small_exponent_form(s.filter(pa.array(small)), ax[small] < f(1e-5))))
     if general.any():
         fixes.append((general, _float_pg_form(s.filter(pa.array(general)), 6 if single else 15)))
     if integral.any():  # integral float8 values below 1e15 print like the integer
         fixes.append((integral, pc.cast(pa.array(x[integral].astype(np.int64)), pa.string())))
+    if int_exp.any():
+        fixes.append((int_exp, _integer_exponent_form(s.filter(pa.array(int_exp)))))
     for mask, text in fixes:
         s = pc.replace_with_mask(s, pa.array(mask), text)
     if big.any():
         s = _exclusive_bound_digits(s, x, big)
     return s
+
+
+def _small_exponent_form(s: pa.Array, below_1e5: np.ndarray) -> pa.Array:
+    """Arrow's ``0.0000ddd`` / ``0.00000ddd`` (decimal exponent -5 / -6) as ``d.dde-05`` / ``d.dde-06``.
+    (The text is ASCII: byte-wise kernels, much faster than the utf8 ones.)"""
+    b = s.view(pa.binary())
+    negative = pc.starts_with(b, b"-")
+    body = pc.ascii_ltrim(s, "-").view(pa.binary())
+    digits = pc.if_else(
+        pa.array(below_1e5), pc.binary_slice(body, 7, 1 << 30), pc.binary_slice(body, 6, 1 << 30)
+    )
+    head = pc.binary_slice(digits, 0, 1)
+    mant = pc.if_else(
+        pa.array(_lens(digits) > 1),
+        pc.binary_join_element_wise(head, pc.binary_slice(digits, 1, 1 << 30), b"."),
+        head,
+    )
+    exponent = pc.if_else(pa.array(below_1e5), b"e-06", b"e-05")
+    return pc.binary_join_element_wise(pc.if_else(negative, b"-", b""), mant, exponent, b"").view(pa.string())
 
 
 def _float_parts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -718,6 +774,18 @@ def _exclusive_bound_digits(s: pa.Array, x: np.ndarray, big: np.ndarray) -> pa.A
     ax = np.abs(x)
     exact = big & (ax < 2.0**63)
     if exact.any():
+        # A bound can only be the shortest decimal if it ends in more zeros than the 17 significant
+        # digits allow: filter on that first (uint64, cheap), then search only those values.
+        rows = np.flatnonzero(exact)
+        _, e, pow2 = _float_parts(ax[rows])
+        xi = ax[rows].astype(np.uint64)
+        half_hi = np.uint64(1) << (e - 1).astype(np.uint64)
+        half_lo = np.where(pow2 & (e > 1), half_hi >> np.uint64(1), half_hi)
+        zeros = np.maximum(1, np.floor(np.log10(ax[rows])).astype(np.int64) - 16).astype(np.uint64)
+        tens = np.power(np.uint64(10), zeros)
+        cand = ((xi + half_hi) % tens == 0) | ((xi - half_lo) % tens == 0)
+        exact = _mask(len(s), rows[cand])
+    if exact.any():
         _, e, pow2 = _float_parts(ax[exact])
         xi = ax[exact].astype(np.uint64)
         gap_hi = np.uint64(1) << e.astype(np.uint64)  # twice the distance to the upper bound
@@ -737,12 +805,15 @@ def _exclusive_bound_digits(s: pa.Array, x: np.ndarray, big: np.ndarray) -> pa.A
             new = ~found & (in_down | in_up)
             best[new] = np.where(take_down, down, down + unit)[new]
             found |= new
-        ours = _integer_exponent_form(best, x[exact] < 0)
+        text = pc.cast(pa.array(best), pa.string())
+        ours = _integer_exponent_form(
+            pc.binary_join_element_wise(pc.if_else(pa.array(x[exact] < 0), "-", ""), text, "")
+        )
         differ = pc.not_equal(s.filter(pa.array(exact)), ours).to_numpy(zero_copy_only=False)
         if differ.any():
             rows = np.flatnonzero(exact)[differ]
             s = pc.replace_with_mask(s, pa.array(_mask(len(s), rows)), ours.filter(pa.array(differ)))
-    rest = big & ~exact
+    rest = big & (ax >= 2.0**63)
     if rest.any():
         rows = np.flatnonzero(rest)
         m, _, _ = _float_parts(ax[rows])
@@ -761,19 +832,24 @@ def _exclusive_bound_digits(s: pa.Array, x: np.ndarray, big: np.ndarray) -> pa.A
     return s
 
 
-def _integer_exponent_form(c: np.ndarray, negative: np.ndarray) -> pa.Array:
-    """Integers (uint64, ≥ 10**6) in PostgreSQL's float exponent notation: ``-6.5893888007552176e+16``."""
-    digits = pc.cast(pa.array(c), pa.string())
-    sig = pc.utf8_rtrim(digits, "0")
-    head = pc.utf8_slice_codeunits(sig, 0, 1)
+def _integer_exponent_form(s: pa.Array) -> pa.Array:
+    """Integers printed in full (``-803494400``, ≥ 10**6) in PostgreSQL's float exponent notation
+    (``-8.034944e+08``)."""
+    b = s.view(pa.binary())
+    negative = pc.starts_with(b, b"-")
+    digits = pc.ascii_ltrim(s, "-").view(pa.binary())
+    sig = pc.ascii_rtrim(digits.view(pa.string()), "0").view(pa.binary())
+    head = pc.binary_slice(sig, 0, 1)
     mant = pc.if_else(
-        pc.greater(pc.utf8_length(sig), 1),
-        pc.binary_join_element_wise(head, pc.utf8_slice_codeunits(sig, 1), "."),
+        pa.array(_lens(sig) > 1),
+        pc.binary_join_element_wise(head, pc.binary_slice(sig, 1, 1 << 30), b"."),
         head,
     )
-    exponent = pc.utf8_lpad(pc.cast(pa.array(_lens(digits) - 1), pa.string()), 2, "0")
-    sign = pc.if_else(pa.array(negative), "-", "")
-    return pc.binary_join_element_wise(sign, mant, "e+", exponent, "")
+    exponent = _fixed_to_arrow(
+        _EXP_PLUS[_lens(digits) - 1]
+    )  # "e+DD": these exponents are 6..18 (float4 ..38)
+    sign = pc.if_else(negative, b"-", b"")
+    return pc.binary_join_element_wise(sign, mant, exponent, b"").view(pa.string())
 
 
 def _mask(n: int, rows: np.ndarray) -> np.ndarray:

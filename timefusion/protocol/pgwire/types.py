@@ -33,6 +33,7 @@ __all__ = [
     "arrow_type_for_oid",
     "column_type",
     "decode_param",
+    "is_json_field",
 ]
 
 
