@@ -110,12 +110,17 @@ class Connection:
         self.cancel_reason: PgError | None = None
         self.deadline: float | None = None
         self.busy = False
+        self._out: list[Any] = []
 
     # -- plumbing ----------------------------------------------------------------------------------
     def send(self, data: bytes) -> None:
-        self.writer.write(data)
+        """Queue a message; `flush` writes everything queued with one system call."""
+        self._out.append(data)
 
     async def flush(self) -> None:
+        if self._out:
+            self.writer.writelines(self._out)
+            self._out = []
         await self.writer.drain()
 
     async def in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -263,6 +268,7 @@ class Connection:
                     except PgError as err:
                         self.fail(err, extended=False)
                         self.send(msg.ready_for_query(self.tx))
+                        await self.flush()
                         continue
                     await self.simple_query(text)
                 elif kind == b"P":
@@ -588,7 +594,7 @@ class Connection:
             if budget is not None:
                 budget -= n
             if send:
-                self.writer.writelines(data)
+                self._out.extend(data)
                 await self.flush()  # back-pressure: a slow client slows the query down
         if tag is not None:
             self.send(msg.command_complete(f"{tag} {sent}"))
