@@ -285,10 +285,10 @@ class RefQuery:
     def pyformat(self) -> str:  # psycopg, psycopg2
         return self.template.format(**{k: f"%({k})s" for k in self.values})
 
-    def numbered(self) -> tuple[str, list[str]]:  # asyncpg: $n, values as text (see the xfail below)
+    def numbered(self) -> tuple[str, list[Any]]:  # asyncpg: $n, typed values (the server infers types)
         names = list(self.values)
         sql = self.template.format(**{k: f"${i + 1}" for i, k in enumerate(names)})
-        return sql, [str(self.values[k]) for k in names]
+        return sql, [self.values[k] for k in names]
 
     def named(self) -> str:  # pg8000 native
         return self.template.format(**{k: f":{k}" for k in self.values})
@@ -523,22 +523,7 @@ RUNNERS = {
 }
 
 
-MOVING_AVERAGE_BUG = (
-    "The moving-average reference query returns moving_avg 2505 for ('SELECT users', 14:59) where "
-    "PostgreSQL returns 2506: the window is the per-minute averages 2526, 2503 and 2487.5, whose mean is "
-    "exactly 2505.5; PostgreSQL averages numerics (AVG of bigint is numeric) and ::INT rounds half away "
-    "from zero, while the server averages float64 with a sliding accumulator, gets 2505.4999999999995 and "
-    "rounds that down."
-)
-
-
-def _query_param(q: RefQuery) -> Any:
-    if q.name == "moving_average":
-        return pytest.param(q, id=q.name, marks=pytest.mark.xfail(strict=True, reason=MOVING_AVERAGE_BUG))
-    return pytest.param(q, id=q.name)
-
-
-@pytest.mark.parametrize("query", [_query_param(q) for q in QUERIES])
+@pytest.mark.parametrize("query", [pytest.param(q, id=q.name) for q in QUERIES])
 @pytest.mark.parametrize("client", list(RUNNERS))
 def test_reference_query(clients: Clients, client: str, query: RefQuery) -> None:
     got = RUNNERS[client](clients, query)
@@ -546,12 +531,6 @@ def test_reference_query(clients: Clients, client: str, query: RefQuery) -> None
     query.check(got)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Averages of numerics are computed in float64: over (2505.0, 2506.0) `AVG(x)::INT` gives "
-    "2505 and a 3-row window AVG over (2526.0, 2503.0, 2487.5) gives 2514 and 2505; PostgreSQL (numeric "
-    "literals, numeric AVG, ::INT rounding half away from zero) gives 2506, and 2515 and 2506.",
-)
 def test_numeric_average_rounding(clients: Clients) -> None:
     conn = clients.psycopg
     assert conn.execute("SELECT AVG(x)::INT FROM (VALUES (2505.0), (2506.0)) t(x)").fetchall() == [(2506,)]
@@ -621,23 +600,10 @@ def test_insert_text_format_array_parameter(clients: Clients) -> None:
     assert rows == [(["x", "y"],)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`SELECT %s::text[]` with psycopg's list parameter (sent as OID 0, text '{x,y}') returns the "
-    "one-element array ['{x,y}'] instead of ['x', 'y']: the cast does not parse the array literal, "
-    "silently giving a wrong value (PostgreSQL returns {x,y} as a two-element array).",
-)
 def test_text_array_parameter_cast(clients: Clients) -> None:
     assert clients.psycopg.execute("SELECT %s::text[] AS h", [["x", "y"]]).fetchone() == (["x", "y"],)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ParameterDescription reports every parameter as text (OID 25), even `$1::int` and a "
-    "parameter compared with a timestamptz column, so asyncpg refuses int/datetime arguments "
-    "('invalid input for query argument $1: 5 (expected str, got int)'); PostgreSQL infers int4 and "
-    "timestamptz.",
-)
 def test_asyncpg_typed_parameters(clients: Clients) -> None:
     async def go() -> tuple[Any, Any, list[str]]:
         cast = await clients.asyncpg.fetchval("SELECT $1::int + 1", 5)

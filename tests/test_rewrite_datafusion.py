@@ -323,6 +323,36 @@ def test_typed_parameters_in_datafusion() -> None:
     assert run(SMALL, sql, params).to_pylist() == [{"n": 1}]
 
 
+def test_array_text_becomes_arrays() -> None:
+    """`'{x,y}'::text[]` is a two-element array in PostgreSQL; DataFusion alone makes it ['{x,y}']."""
+    result = run(
+        EMPTY, "SELECT $1::text[] AS h, '{}'::text[] AS e, CAST('{1,2}' AS bigint[]) AS b", ["{x,y}"]
+    )
+    assert result.to_pylist() == [{"h": ["x", "y"], "e": [], "b": [1, 2]}]
+    assert result.schema.field("e").type == pa.list_(pa.string())
+    # a VALUES list with array text takes the full path (not the fast, unparsed one)
+    values = run(EMPTY, "VALUES ('{a,\"b c\"}'::text[], $1::int[])", ["{1,NULL}"])
+    assert values.to_pylist() == [{"column1": ["a", "b c"], "column2": [1, None]}]
+    found = run(SMALL, "SELECT count(*) AS n FROM otel_logs_and_spans WHERE hashes && $1", ["{trace_9,x}"])
+    assert found.to_pylist() == [{"n": 1}]
+
+
+def test_exact_average_of_averages() -> None:
+    """Per-minute averages 2526, 2503, 2487.5 average to exactly 2505.5: ::INT is 2506 (float64: 2505)."""
+    sql = (
+        "SELECT AVG(x) OVER (ORDER BY i ROWS BETWEEN 2 PRECEDING AND CURRENT ROW)::INT AS m, AVG(x) OVER "
+        "(ORDER BY i ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS exact FROM (SELECT i, AVG(d) AS x FROM "
+        "(VALUES (1, 2526), (2, 2503), (3, 2487), (3, 2488)) AS t(i, d) GROUP BY i) AS g ORDER BY i"
+    )
+    result = run(EMPTY, sql)
+    assert result.column("m").to_pylist() == [2526, 2515, 2506]
+    assert [str(v) for v in result.column("exact").to_pylist()] == [
+        "2526.0000000000000000",
+        "2514.5000000000000000",
+        "2505.5000000000000000",
+    ]
+
+
 def test_fallback_substitutes_only_when_safe() -> None:
     unparseable = "SELECT $1 FROM otel_logs_and_spans WHERE )"
     prepared = prepare(unparseable, ["it's"], SCHEMAS)

@@ -19,6 +19,8 @@ import sqlglot
 from sqlglot import exp
 
 from timefusion.query.rewrite import RewriteError
+from timefusion.query.rewrite.array_literals import rewrite_array_literals
+from timefusion.query.rewrite.avg_numeric import exact_averages
 from timefusion.query.rewrite.int_cast import round_int_casts
 from timefusion.query.rewrite.names import name_projections
 from timefusion.query.rewrite.params import bind_params
@@ -87,6 +89,8 @@ REWRITES: dict[str, Callable[[exp.Expression, Case], exp.Expression]] = {
     "int_cast": lambda tree, case: round_int_casts(tree, SCHEMAS),
     "round_numeric": lambda tree, case: round_like_postgres(tree, SCHEMAS),
     "percentile": lambda tree, case: exact_percentiles(tree, SCHEMAS),
+    "avg_numeric": lambda tree, case: exact_averages(tree, SCHEMAS),
+    "array_literals": lambda tree, case: rewrite_array_literals(tree, SCHEMAS),
     "names": lambda tree, case: name_projections(tree, case.sql),
 }
 CASES = [case for name in REWRITES for case in load(name)]

@@ -66,8 +66,21 @@ def pg_text(value: object) -> str | None:
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, list):
-        return "{" + ",".join(pg_text(v) or "NULL" for v in value) + "}"
+        return "{" + ",".join(_array_element(v) for v in value) + "}"
     return str(value)
+
+
+def _array_element(value: object) -> str:
+    """An element inside PostgreSQL's array output: quoted when empty, `NULL`-like, or holding
+    whitespace or one of `{},"\\` (with `"` and `\\` escaped)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, list):
+        return pg_text(value) or "{}"
+    text = pg_text(value) or ""
+    if text == "" or text.upper() == "NULL" or any(c in text for c in '{},"\\ \t\n\r\v\f'):
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return text
 
 
 @pytest.mark.parametrize("case", ANSWERS["cases"], ids=[c["name"] for c in ANSWERS["cases"]])

@@ -43,8 +43,9 @@ from timefusion.protocol.pgwire.messages import Payload, ProtocolError
 from timefusion.protocol.pgwire.session import Settings
 from timefusion.protocol.pgwire.splitter import split_statements
 from timefusion.protocol.pgwire.statements import Statement, bind_session_values, classify
-from timefusion.protocol.pgwire.types import decode_param
+from timefusion.protocol.pgwire.types import column_type, decode_param
 from timefusion.query.catalog import SessionInfo
+from timefusion.query.rewrite import infer_param_types
 
 if TYPE_CHECKING:
     from timefusion.protocol.pgwire.server import PgServer
@@ -340,6 +341,14 @@ class Connection:
         statement = classify(text) if text else Statement("empty", "")
         count = _param_count(text)
         oids = oids + [0] * max(0, count - len(oids))
+        if 0 in oids:  # infer what the client left unspecified, as PostgreSQL does
+            inferred = infer_param_types(text, self.server.db.schemas) if self.server.db else []
+            for i, oid in enumerate(oids):
+                if oid == 0 and i < len(inferred) and inferred[i] is not None:
+                    try:
+                        oids[i] = column_type(inferred[i]).oid
+                    except Exception:
+                        oids[i] = 0
         self.prepared[name] = Prepared(text, statement, oids)
         self.send(msg.parse_complete())
 

@@ -53,9 +53,13 @@ def referenced_tables(sql: str, schemas: Mapping[str, TableSchema], toks: list[T
     return found
 
 
-def substitute_text(sql: str, params: Sequence[object] | None) -> str:
-    """Bind `$n` textually in a statement sqlglot could not parse, or refuse (0A000)."""
-    spans = placeholder_spans(sql)
+def substitute_text(
+    sql: str, params: Sequence[object] | None, spans: list[tuple[int, int, int]] | None = None
+) -> str:
+    """Bind `$n` textually in a statement sqlglot could not parse, or refuse (0A000). `spans`: the
+    placeholders when the caller has found them already."""
+    if spans is None:
+        spans = placeholder_spans(sql)
     if spans is None:
         if params:
             raise RewriteError(
@@ -66,5 +70,6 @@ def substitute_text(sql: str, params: Sequence[object] | None) -> str:
     if not spans:
         return sql
     assert params is not None
-    literals = {n: value_expression(params[n - 1], n).sql(dialect="postgres") for _, _, n in spans}
+    numbers = {n for _, _, n in spans}  # each value generated once, however often it is used
+    literals = {n: value_expression(params[n - 1], n).sql(dialect="postgres") for n in numbers}
     return splice(sql, spans, literals)

@@ -7,9 +7,11 @@ PostgreSQL rounds when converting a non-integer to int2/int4/int8, with two rule
   - float8/float4 (float columns, AVG of floats, percentile_cont) uses rint, half to even:
     → `CAST(CASE WHEN ABS(x - TRUNC(x)) = 0.5 THEN 2 * ROUND(x / 2) ELSE ROUND(x) END AS INT)`
     (every step is exact in binary floating point, so this is exactly rint).
-DataFusion evaluates PostgreSQL's numeric as float64, so a numeric whose true value is exactly k+0.5
-still rounds correctly when float64 holds it exactly (k + 0.5 is exact below 2^52, and the quotient of
-exactly representable numbers is correctly rounded), but not, say, 0.1 + 0.2 - 0.3 noise.
+AVG of integers and numerics is an exact decimal (avg_numeric.py), so `AVG(x)::INT` rounds the true
+average. Other numeric expressions DataFusion evaluates as float64, so a numeric whose true value is
+exactly k+0.5 still rounds correctly when float64 holds it exactly (k + 0.5 is exact below 2^52, and
+the quotient of exactly representable numbers is correctly rounded), but not, say, 0.1 + 0.2 - 0.3
+noise.
 
 The operand's type comes from `types.TypeResolver` (scopes, our schemas, PostgreSQL's promotion rules).
 Integer and text operands are left alone (a bigint must not pass through float64), and so is anything

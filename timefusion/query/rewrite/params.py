@@ -4,9 +4,11 @@ This is an SQL-injection boundary: every value becomes a sqlglot literal node, n
 SQL, so the generator quotes it (a string with quotes, backslashes or `$1` in it stays one string
 literal). Types follow what PostgreSQL drivers send: str → text (unknown-typed, coerced by context as
 PostgreSQL does), int → integer, float → float8, Decimal → numeric (an exact decimal), bool, None →
-NULL, datetime → timestamptz (aware, converted to UTC) or timestamp (naive), date, time, timedelta →
-interval, bytes → bytea, UUID → text (our ids are text), list/tuple → ARRAY[…]. A text value of
-digits in LIMIT/OFFSET becomes a number, as PostgreSQL infers bigint for an untyped parameter there.
+NULL, datetime → timestamptz (aware, converted to UTC) or timestamp (naive), date, time, timedelta or
+pyarrow.MonthDayNano → interval, bytes → bytea, UUID → text (our ids are text), list/tuple →
+ARRAY[…] (nested lists too; a text value in an array context is array text, read by
+array_literals.py after binding). A text value of digits in LIMIT/OFFSET becomes a number, as
+PostgreSQL infers bigint for an untyped parameter there.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
+import pyarrow as pa
 from sqlglot import exp
 
 from timefusion.query.rewrite.errors import RewriteError
@@ -106,6 +109,8 @@ def value_expression(value: object, index: int = 0) -> exp.Expression:
         return exp.Cast(this=exp.Literal.string(value.isoformat()), to=exp.DataType.build("TIME"))
     if isinstance(value, timedelta):
         return Interval(0, value.days, value.seconds * 1_000_000 + value.microseconds).to_expression()
+    if isinstance(value, pa.MonthDayNano):  # the wire layer's interval (a tuple: before lists)
+        return Interval(value.months, value.days, value.nanoseconds // 1000).to_expression()
     if isinstance(value, bytes | bytearray | memoryview):
         return exp.HexString(this=bytes(value).hex())
     if isinstance(value, list | tuple):

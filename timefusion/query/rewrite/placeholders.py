@@ -7,7 +7,10 @@ scanner skips what PostgreSQL skips: '…' strings ('' doubled), E'…' strings 
 identifiers, -- and nested /* */ comments, $tag$…$tag$ dollar quotes, and identifiers (which may
 contain `$`). DataFusion's SQL lexer follows the same rules (backslashes are literal in '…', E'…'
 escapes, dollar quotes, nested comments), which is what makes splicing at these positions safe.
-Unterminated strings, identifiers or comments return None: then nothing is spliced.
+Unterminated strings, identifiers or comments return None: then nothing is spliced. Text without any
+quote, comment, dollar quote or `$` inside a word (what drivers send for a large INSERT) needs no
+scanner: every `$digits` in it is a placeholder. `values_rows()` cuts a plain `VALUES (…), (…)` list
+into its elements by the same rules (parameter type inference of large INSERTs, without sqlglot).
 """
 
 from __future__ import annotations
@@ -20,10 +23,15 @@ _E_STRING = re.compile(r"[eE]'(?:[^'\\]|\\.|'')*'", re.DOTALL)
 _IDENT = re.compile(r'"(?:[^"]|"")*"')
 _PARAM = re.compile(r"\$(\d+)")
 _DOLLAR_TAG = re.compile(r"\$([^\W\d][\w]*)?\$")
+# Without quotes, comments, dollar quotes or a `$` inside a word, every `$digits` is a placeholder:
+# found by one regex (a 500-row INSERT with 4000 placeholders: ~1 ms instead of ~20).
+_NEEDS_LEXER = re.compile(r"""['"]|--|/\*|\$(?!\d)|[\w$]\$""")
 
 
 def placeholder_spans(sql: str) -> list[tuple[int, int, int]] | None:
     """(start, end, n) of each `$n` outside strings and comments; None if the text does not lex."""
+    if _NEEDS_LEXER.search(sql) is None:
+        return [(m.start(), m.end(), int(m.group(1))) for m in _PARAM.finditer(sql)]
     spans: list[tuple[int, int, int]] = []
     pos = 0
     while True:
@@ -108,3 +116,74 @@ def splice(sql: str, spans: list[tuple[int, int, int]], literals: dict[int, str]
         last = end
     out.append(sql[last:])
     return "".join(out)
+
+
+_ROW_TOKEN = re.compile(r"""[eE]'|'|"|--|/\*|\$|[(),\[\]]|[^\W\d][\w$]*""")
+_VALUES_HEAD = re.compile(r"\s*VALUES\b", re.IGNORECASE)
+
+
+def values_rows(sql: str) -> list[list[tuple[int, int]]] | None:
+    """(start, end) of every element of every row of a plain `VALUES (…), (…)` list, by the same
+    lexical rules; None when the text is anything else (a tail clause, an unterminated string …)."""
+    head = _VALUES_HEAD.match(sql)
+    if head is None:
+        return None
+    rows: list[list[tuple[int, int]]] = []
+    row: list[tuple[int, int]] = []
+    depth = 0
+    start = pos = head.end()
+    while True:
+        m = _ROW_TOKEN.search(sql, pos)
+        gap = sql[pos : len(sql) if m is None else m.start()]
+        if depth == 0 and gap.strip() not in ("", ";"):
+            return None
+        if m is None:
+            return rows if depth == 0 and rows else None
+        i = m.start()
+        token = m.group()
+        end: int | None = m.end()
+        if token == "'":
+            end = _match_end(_STRING, sql, i)
+        elif token in ("e'", "E'"):
+            end = _match_end(_E_STRING, sql, i)
+        elif token == '"':
+            end = _match_end(_IDENT, sql, i)
+        elif token == "--":
+            newline = sql.find("\n", i)
+            end = len(sql) if newline < 0 else newline + 1
+        elif token == "/*":
+            end = _comment_end(sql, i)
+        elif token == "$":
+            param = _PARAM.match(sql, i)
+            tag = _DOLLAR_TAG.match(sql, i)
+            if param is not None:
+                end = param.end()
+            elif tag is not None:
+                close = sql.find(tag.group(), tag.end())
+                end = None if close < 0 else close + len(tag.group())
+            else:
+                end = i + 1
+        elif token in "([":
+            if depth == 0:
+                if token == "[":
+                    return None
+                row, start = [], m.end()
+            depth += 1
+        elif token in ")]":
+            depth -= 1
+            if depth < 0:
+                return None
+            if depth == 0:
+                row.append((start, i))
+                rows.append(row)
+        elif token == ",":
+            if depth == 1:
+                row.append((start, i))
+                start = m.end()
+        elif depth == 0:  # a word after the rows: ORDER BY, LIMIT, ON CONFLICT …
+            return None
+        if end is None:
+            return None
+        if depth == 0 and token not in ("(", ")", ","):
+            return None  # a string, comment or placeholder between rows
+        pos = end
