@@ -326,13 +326,6 @@ def test_simple_query_stops_at_the_first_error(target: Target) -> None:
     w.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A simple Query string with a syntax error in a later statement ('SELECT 'a'; SELEC 'b'') "
-    "runs the statements before it (RowDescription, DataRow, CommandComplete, then the 42601 error); "
-    "PostgreSQL parses the whole string first and answers only ErrorResponse 42601, running nothing, "
-    "so e.g. 'INSERT …; SELEC 1' inserts no row there.",
-)
 def test_syntax_error_anywhere_in_a_simple_query_runs_nothing(tf: Target, pg: Target) -> None:
     answers = {}
     for t in (tf, pg):
@@ -473,12 +466,6 @@ def test_error_in_transaction_block(target: Target) -> None:
     w.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Parse of invalid SQL ('SELEC 1') answers ParseComplete and stores the statement; the "
-    "syntax error only comes at Bind/Describe. PostgreSQL answers the Parse itself with ErrorResponse "
-    "42601, so PQprepare / psycopg's prepare fail at once instead of at the first execution.",
-)
 def test_syntax_error_is_reported_at_parse(tf: Target, pg: Target) -> None:
     answers = {}
     for t in (tf, pg):

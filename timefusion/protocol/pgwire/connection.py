@@ -45,6 +45,7 @@ from timefusion.protocol.pgwire.splitter import split_statements
 from timefusion.protocol.pgwire.statements import Statement, bind_session_values, classify
 from timefusion.protocol.pgwire.types import column_type, decode_param
 from timefusion.query.catalog import SessionInfo
+from timefusion.query.insert_values import InsertError, parse_insert
 from timefusion.query.rewrite import infer_param_types
 
 if TYPE_CHECKING:
@@ -273,7 +274,7 @@ class Connection:
                         continue
                     await self.simple_query(text)
                 elif kind == b"P":
-                    self.parse(Payload(body))
+                    await self.parse(Payload(body))
                 elif kind == b"B":
                     await self.bind(Payload(body))
                 elif kind == b"D":
@@ -317,6 +318,9 @@ class Connection:
         if not statements:
             self.send(msg.empty_query_response())
         try:
+            if len(statements) > 1:  # like PostgreSQL: a syntax error anywhere runs nothing
+                for sql in statements:
+                    await self.syntax_check(classify(sql), [])
             for sql in statements:
                 prepared = Prepared(sql, classify(sql), [])
                 portal = Portal(prepared, [], [0])
@@ -328,7 +332,27 @@ class Connection:
         self.send(msg.ready_for_query(self.tx))
 
     # -- extended query ----------------------------------------------------------------------------
-    def parse(self, p: Payload) -> None:
+    async def syntax_check(self, statement: Statement, oids: list[int]) -> None:
+        """Raise a syntax error (42601) now rather than at execution, as PostgreSQL does; other
+        planning errors wait for execution, when the real parameter values are known."""
+        db = self.server.db
+        assert db is not None
+        try:
+            if statement.kind == "query":
+                self.start_statement()
+                await self.plan(statement.sql, [_sample_param(o or TEXT_OID) for o in oids])
+            elif statement.kind == "insert":
+                await self.in_thread(
+                    parse_insert, statement.sql, db.schemas, None if not oids else [None] * len(oids)
+                )
+        except InsertError as e:
+            if e.sqlstate == SYNTAX_ERROR:
+                raise PgError(SYNTAX_ERROR, str(e)) from None
+        except PgError as e:
+            if e.sqlstate == SYNTAX_ERROR:
+                raise
+
+    async def parse(self, p: Payload) -> None:
         name = p.cstring()
         sql = p.cstring()
         oids = [p.int32() for _ in range(p.int16())]
@@ -349,6 +373,7 @@ class Connection:
                         oids[i] = column_type(inferred[i]).oid
                     except Exception:
                         oids[i] = 0
+        await self.syntax_check(statement, oids)
         self.prepared[name] = Prepared(text, statement, oids)
         self.send(msg.parse_complete())
 
