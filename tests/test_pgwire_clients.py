@@ -998,15 +998,6 @@ def test_many_idle_and_concurrent_connections(loaded: Loaded) -> None:
             assert result == others
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="While one connection runs a CPU-bound query, three `SELECT 1` on another connection take "
-    "50-75 % of that query's own run time (e.g. 0.68 s of 1.3 s; up to 1.48 s of 1.5 s for one SELECT "
-    "1): they stall behind it. QueryResult.__iter__ uses "
-    "DataFrame.execute_stream(), which in datafusion 55 blocks while another query occupies "
-    "DataFusion's shared tokio runtime (DataFrame.collect() of the same SELECT 1 answers in < 50 ms "
-    "meanwhile). PostgreSQL serves each connection independently.",
-)
 def test_slow_query_does_not_block_other_connections(loaded: Loaded) -> None:
     srv = loaded.server
     with srv.connect() as slow_conn, srv.connect() as fast_conn:
