@@ -218,10 +218,6 @@ class Buffer:
                     b.max_lsn = newer.max_lsn
                 self._active[b.key] = b
 
-    def tables(self) -> set[str]:
-        with self.lock:
-            return {k[0] for k in self._active}
-
     def release_watermark(self) -> int:
         """Lowest LSN whose rows may still be only in the WAL (records below it are in Delta)."""
         with self.lock:

@@ -47,6 +47,7 @@ from timefusion.protocol.pgwire.types import column_type, decode_param
 from timefusion.query.catalog import SessionInfo
 from timefusion.query.insert_values import InsertError, parse_insert
 from timefusion.query.rewrite import infer_param_types
+from timefusion.query.rewrite.placeholders import placeholder_spans
 
 if TYPE_CHECKING:
     from timefusion.protocol.pgwire.server import PgServer
@@ -63,6 +64,7 @@ class Prepared:
     sql: str
     statement: Statement
     param_oids: list[int]
+    schema: pa.Schema | None = None  # result columns, known once planned at Parse
 
 
 @dataclass
@@ -73,9 +75,7 @@ class Portal:
     result: QueryResult | None = None
     rows: Iterator[pa.RecordBatch] | None = None
     pending: pa.RecordBatch | None = None
-    sent: int = 0
     done: bool = False
-    described: bool = False
 
 
 @dataclass
@@ -332,15 +332,17 @@ class Connection:
         self.send(msg.ready_for_query(self.tx))
 
     # -- extended query ----------------------------------------------------------------------------
-    async def syntax_check(self, statement: Statement, oids: list[int]) -> None:
+    async def syntax_check(self, statement: Statement, oids: list[int]) -> pa.Schema | None:
         """Raise a syntax error (42601) now rather than at execution, as PostgreSQL does; other
-        planning errors wait for execution, when the real parameter values are known."""
+        planning errors wait for execution, when the real parameter values are known. Returns
+        the result schema of a query that planned, so Describe need not plan it again."""
         db = self.server.db
         assert db is not None
         try:
             if statement.kind == "query":
                 self.start_statement()
-                await self.plan(statement.sql, [_sample_param(o or TEXT_OID) for o in oids])
+                result = await self.plan(statement.sql, [_sample_param(o or TEXT_OID) for o in oids])
+                return result.schema
             elif statement.kind == "insert":
                 await self.in_thread(
                     parse_insert, statement.sql, db.schemas, None if not oids else [None] * len(oids)
@@ -351,6 +353,7 @@ class Connection:
         except PgError as e:
             if e.sqlstate == SYNTAX_ERROR:
                 raise
+        return None
 
     async def parse(self, p: Payload) -> None:
         name = p.cstring()
@@ -373,8 +376,8 @@ class Connection:
                         oids[i] = column_type(inferred[i]).oid
                     except Exception:
                         oids[i] = 0
-        await self.syntax_check(statement, oids)
-        self.prepared[name] = Prepared(text, statement, oids)
+        schema = await self.syntax_check(statement, oids)
+        self.prepared[name] = Prepared(text, statement, oids, schema)
         self.send(msg.parse_complete())
 
     async def bind(self, p: Payload) -> None:
@@ -423,10 +426,11 @@ class Connection:
             oids = [o or TEXT_OID for o in prepared.param_oids]
             self.send(msg.parameter_description(oids))
             if prepared.statement.kind == "query":
-                self.start_statement()
-                sample = [_sample_param(o) for o in oids]
-                result = await self.plan(prepared.sql, sample)
-                self.send(row_description(result.schema, [0], self.json_columns(result.schema)))
+                schema = prepared.schema
+                if schema is None:  # planning at Parse failed for the sample values: try again
+                    self.start_statement()
+                    schema = (await self.plan(prepared.sql, [_sample_param(o) for o in oids])).schema
+                self.send(row_description(schema, [0], self.json_columns(schema)))
             elif prepared.statement.kind == "show":
                 assert self.settings is not None
                 name = self.settings.canonical(prepared.statement.name)
@@ -442,7 +446,6 @@ class Connection:
                 self.send(msg.no_data())
             else:
                 self.send(row_description(schema, portal.result_formats, self.json_columns(schema)))
-                portal.described = True
         else:
             raise ProtocolError(f"invalid DESCRIBE message subtype {what!r}")
 
@@ -567,9 +570,7 @@ class Connection:
             if cursor is None or cursor.result is None:
                 raise PgError(INVALID_CURSOR_NAME, f'cursor "{statement.name}" does not exist')
             count = 0 if statement.value == "all" else int(statement.value or "1")
-            if statement.kind == "move":
-                cursor.result_formats = [0]
-            elif describe:
+            if statement.kind == "fetch" and describe:
                 schema = cursor.result.schema
                 self.send(row_description(schema, portal.result_formats, self.json_columns(schema)))
             cursor.result_formats = portal.result_formats
@@ -721,10 +722,9 @@ class Connection:
 
 
 def _param_count(sql: str) -> int:
-    import re
-
-    numbers = [int(m) for m in re.findall(r"\$(\d+)", sql)]
-    return max(numbers, default=0)
+    """Highest `$n` outside strings and comments (what Bind must supply)."""
+    spans = placeholder_spans(sql) or []
+    return max((n for _, _, n in spans), default=0)
 
 
 _SAMPLES: dict[int, Any] = {
