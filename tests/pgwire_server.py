@@ -90,6 +90,10 @@ class TimeFusionServer:
                 "PGWIRE_PASSWORD": self.password,
                 "TIMEFUSION_FLUSH_INTERVAL_SECS": str(self.flush_interval_secs),
                 "TIMEFUSION_SHUTDOWN_GRACE_SECS": "5",
+                # Flight and OTLP listen on fixed default ports; tests that use them enable them
+                # with free ports, so parallel servers never collide.
+                "TIMEFUSION_FLIGHT_ENABLED": "false",
+                "TIMEFUSION_OTLP_ENABLED": "false",
                 "PYTHONPATH": str(ROOT),
             }
         )

@@ -89,6 +89,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AWS_S3_ENDPOINT", None, _opt_str, "S3-compatible endpoint URL (MinIO, R2, …)."),
     Setting("AWS_DEFAULT_REGION", "us-east-1", _str, "S3 region."),
     Setting("AWS_ALLOW_HTTP", "false", _bool, "Allow plain-HTTP S3 endpoints."),
+    Setting("TIMEFUSION_S3_CONNECT_TIMEOUT_SECS", "5", _float(0.1), "S3: timeout to open a connection."),
+    Setting("TIMEFUSION_S3_REQUEST_TIMEOUT_SECS", "60", _float(0.1), "S3: timeout of one request."),
     Setting("PGWIRE_PORT", "5432", _int(0, 65535), "PostgreSQL wire protocol port."),
     Setting("PGWIRE_USER", "postgres", _str, "User name PostgreSQL clients log in as."),
     Setting("PGWIRE_PASSWORD", None, _opt_str, "Password for PGWIRE_USER (required unless insecure auth)."),
@@ -110,7 +112,26 @@ SETTINGS: tuple[Setting, ...] = (
         "On SIGTERM, how long running statements may finish before connections are closed.",
     ),
     Setting("GRPC_PORT", "50051", _int(0, 65535), "Arrow Flight (gRPC) port."),
-    Setting("GRPC_TOKEN", None, _opt_str, "Bearer token Arrow Flight clients must send."),
+    Setting("GRPC_TOKEN", None, _opt_str, "Bearer token Arrow Flight and OTLP clients must send."),
+    Setting("TIMEFUSION_GRPC_HOST", "0.0.0.0", _str, "Address the Arrow Flight port listens on."),
+    Setting("TIMEFUSION_FLIGHT_ENABLED", "true", _bool, "Serve Arrow Flight on GRPC_PORT."),
+    Setting("TIMEFUSION_OTLP_ENABLED", "true", _bool, "Serve the OpenTelemetry OTLP receivers."),
+    Setting("TIMEFUSION_OTLP_HOST", "0.0.0.0", _str, "Address the OTLP ports listen on."),
+    Setting("TIMEFUSION_OTLP_HTTP_PORT", "4318", _int(0, 65535), "OTLP/HTTP port (`/v1/traces`, …)."),
+    Setting("TIMEFUSION_OTLP_GRPC_PORT", "4317", _int(0, 65535), "OTLP/gRPC port."),
+    Setting(
+        "TIMEFUSION_OTLP_PROJECT_HEADER",
+        "x-project-id",
+        _str,
+        "Request header naming the tenant of OTLP data (empty: do not look at headers).",
+    ),
+    Setting(
+        "TIMEFUSION_OTLP_PROJECT_ATTRIBUTE",
+        "timefusion.project_id",
+        _str,
+        "Resource attribute naming the tenant when the header is absent (empty: ignore).",
+    ),
+    Setting("TIMEFUSION_OTLP_DEFAULT_PROJECT", "default", _str, "Tenant of OTLP data that names none."),
     Setting("TIMEFUSION_BUFFER_MAX_MEMORY_MB", "4096", _int(1), "Memory the in-memory buffer may hold."),
     Setting("TIMEFUSION_FLUSH_INTERVAL_SECS", "60", _float(0.05), "How often completed buckets go to Delta."),
     Setting("TIMEFUSION_BUCKET_DURATION_SECS", "300", _int(1, 86400), "Width of a buffer time bucket."),
@@ -138,6 +159,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TIMEFUSION_FOYER_MEMORY_MB", "512", _int(0), "Read cache: memory size."),
     Setting("TIMEFUSION_FOYER_DISK_GB", "10", _float(0), "Read cache: disk size."),
     Setting("TIMEFUSION_FOYER_TTL_SECONDS", "604800", _int(0), "Read cache: entry lifetime on disk."),
+    Setting("TIMEFUSION_CACHE_DIR", None, _opt_str, "Read cache directory (default: `<data dir>/cache`)."),
     Setting("TIMEFUSION_LOG_LEVEL", "INFO", _choice("debug", "info", "warning", "error"), "Log level."),
 )
 
@@ -155,6 +177,8 @@ class Config:
     s3_endpoint: str | None = None
     aws_region: str = "us-east-1"
     aws_allow_http: bool = False
+    s3_connect_timeout_secs: float = 5.0
+    s3_request_timeout_secs: float = 60.0
     pgwire_port: int = 5432
     pgwire_user: str = "postgres"
     pgwire_password: str | None = None
@@ -165,6 +189,15 @@ class Config:
     shutdown_grace_secs: float = 30.0
     grpc_port: int = 50051
     grpc_token: str | None = None
+    grpc_host: str = "0.0.0.0"
+    flight_enabled: bool = True
+    otlp_enabled: bool = True
+    otlp_host: str = "0.0.0.0"
+    otlp_http_port: int = 4318
+    otlp_grpc_port: int = 4317
+    otlp_project_header: str = "x-project-id"
+    otlp_project_attribute: str = "timefusion.project_id"
+    otlp_default_project: str = "default"
     buffer_max_memory_mb: int = 4096
     flush_interval_secs: float = 60.0
     bucket_duration_secs: int = 300
@@ -176,11 +209,16 @@ class Config:
     foyer_memory_mb: int = 512
     foyer_disk_gb: float = 10.0
     foyer_ttl_seconds: int = 604800
+    cache_dir: Path | None = None
     log_level: str = "info"
 
     @property
     def wal_path(self) -> Path:
         return self.wal_dir if self.wal_dir is not None else self.data_dir / "wal"
+
+    @property
+    def cache_path(self) -> Path:
+        return self.cache_dir if self.cache_dir is not None else self.data_dir / "cache"
 
     def check_serving(self) -> None:
         """Settings that `serve` needs on top of the engine's."""
@@ -215,6 +253,8 @@ class Config:
             s3_endpoint=values["AWS_S3_ENDPOINT"],
             aws_region=values["AWS_DEFAULT_REGION"],
             aws_allow_http=values["AWS_ALLOW_HTTP"],
+            s3_connect_timeout_secs=values["TIMEFUSION_S3_CONNECT_TIMEOUT_SECS"],
+            s3_request_timeout_secs=values["TIMEFUSION_S3_REQUEST_TIMEOUT_SECS"],
             pgwire_port=values["PGWIRE_PORT"],
             pgwire_user=values["PGWIRE_USER"],
             pgwire_password=values["PGWIRE_PASSWORD"],
@@ -225,6 +265,15 @@ class Config:
             shutdown_grace_secs=values["TIMEFUSION_SHUTDOWN_GRACE_SECS"],
             grpc_port=values["GRPC_PORT"],
             grpc_token=values["GRPC_TOKEN"],
+            grpc_host=values["TIMEFUSION_GRPC_HOST"],
+            flight_enabled=values["TIMEFUSION_FLIGHT_ENABLED"],
+            otlp_enabled=values["TIMEFUSION_OTLP_ENABLED"],
+            otlp_host=values["TIMEFUSION_OTLP_HOST"],
+            otlp_http_port=values["TIMEFUSION_OTLP_HTTP_PORT"],
+            otlp_grpc_port=values["TIMEFUSION_OTLP_GRPC_PORT"],
+            otlp_project_header=values["TIMEFUSION_OTLP_PROJECT_HEADER"].strip().lower(),
+            otlp_project_attribute=values["TIMEFUSION_OTLP_PROJECT_ATTRIBUTE"].strip(),
+            otlp_default_project=values["TIMEFUSION_OTLP_DEFAULT_PROJECT"],
             buffer_max_memory_mb=values["TIMEFUSION_BUFFER_MAX_MEMORY_MB"],
             flush_interval_secs=values["TIMEFUSION_FLUSH_INTERVAL_SECS"],
             bucket_duration_secs=values["TIMEFUSION_BUCKET_DURATION_SECS"],
@@ -236,6 +285,7 @@ class Config:
             foyer_memory_mb=values["TIMEFUSION_FOYER_MEMORY_MB"],
             foyer_disk_gb=values["TIMEFUSION_FOYER_DISK_GB"],
             foyer_ttl_seconds=values["TIMEFUSION_FOYER_TTL_SECONDS"],
+            cache_dir=Path(values["TIMEFUSION_CACHE_DIR"]) if values["TIMEFUSION_CACHE_DIR"] else None,
             log_level=values["TIMEFUSION_LOG_LEVEL"],
         )
 
