@@ -18,8 +18,11 @@ from timefusion.config import Config
 from timefusion.query.engine import QueryEngine, QueryError, QueryResult, query_error
 from timefusion.query.insert_values import InsertError, parse_insert
 from timefusion.schema import TableSchema, load_tables
+from timefusion.storage.cache import ReadCache
 from timefusion.storage.delta import DeltaStore
 from timefusion.storage.location import table_location
+from timefusion.storage.objects import fetcher
+from timefusion.storage.s3 import BucketError, S3Settings, check_bucket
 from timefusion.write.buffer import Buffer
 from timefusion.write.coerce import IngestError
 from timefusion.write.flusher import Flusher
@@ -44,6 +47,7 @@ class TimeFusion:
         self.flusher: Flusher | None = None
         self.ingestor: Ingestor | None = None
         self.query: QueryEngine | None = None
+        self.cache: ReadCache | None = None
         self.replay_stats: dict[str, Any] = {}
         self.ready = False
 
@@ -51,6 +55,7 @@ class TimeFusion:
     def open(self) -> TimeFusion:
         started = time.monotonic()
         cfg = self.config
+        self.cache = self._open_object_storage()
         self.wal = Wal(
             cfg.wal_path,
             fsync_mode=cfg.wal_fsync_mode,
@@ -60,10 +65,12 @@ class TimeFusion:
         )
         try:
             for name, schema in self.schemas.items():
-                self.stores[name] = DeltaStore(schema, table_location(cfg, name))
+                self.stores[name] = DeltaStore(schema, table_location(cfg, name), cache=self.cache)
             self._replay()
         except BaseException:
             self.wal.close()
+            if self.cache is not None:
+                self.cache.close()
             raise
         self.flusher = Flusher(
             self.buffer,
@@ -76,11 +83,41 @@ class TimeFusion:
         self.ingestor = Ingestor(
             self.schemas, self.buffer, self.wal, self.flusher.trigger, cfg.buffer_busy_wait_ms / 1000.0
         )
-        self.query = QueryEngine(self.schemas, self.stores, self.buffer)
+        self.query = QueryEngine(
+            self.schemas,
+            self.stores,
+            self.buffer,
+            resolve_files=self.cache.local_paths if self.cache is not None else None,
+        )
         self.flusher.start()
         self.ready = True
         log.info("TimeFusion ready in %.2f s", time.monotonic() - started)
         return self
+
+    def _open_object_storage(self) -> ReadCache | None:
+        """With AWS_S3_BUCKET set: check the bucket is reachable and writable, open the read cache.
+
+        Fails with `StartupError` naming the cause; never falls back to the local directory.
+        """
+        cfg = self.config
+        if not cfg.s3_bucket:
+            return None
+        try:
+            s3 = S3Settings.from_config(cfg)
+            check_bucket(s3)
+        except BucketError as e:
+            raise StartupError(str(e)) from None
+        log.info("tables are in %s", s3.table_uri("<table>"))
+        try:
+            return ReadCache(
+                cfg.cache_path,
+                fetcher(s3),
+                memory_bytes=cfg.foyer_memory_mb * 1024 * 1024,
+                disk_bytes=int(cfg.foyer_disk_gb * 1024**3),
+                ttl_secs=cfg.foyer_ttl_seconds,
+            )
+        except OSError as e:
+            raise StartupError(str(e)) from None
 
     def _replay(self) -> None:
         assert self.wal is not None
@@ -121,6 +158,8 @@ class TimeFusion:
         if self.wal is not None:
             self.wal.close()
             self.wal = None
+        if self.cache is not None:
+            self.cache.close()
 
     def __enter__(self) -> TimeFusion:
         return self.open() if not self.ready else self

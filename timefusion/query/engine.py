@@ -118,11 +118,18 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 class QueryEngine:
     def __init__(
-        self, schemas: Mapping[str, TableSchema], stores: Mapping[str, DeltaStore], buffer: Buffer
+        self,
+        schemas: Mapping[str, TableSchema],
+        stores: Mapping[str, DeltaStore],
+        buffer: Buffer,
+        resolve_files: Callable[[list[str]], list[str]] | None = None,
     ) -> None:
         self.schemas = schemas
         self.stores = stores
         self.buffer = buffer
+        # Object storage: data-file URIs → local paths in the read cache (storage/cache.py), so
+        # DataFusion reads local files whichever way the tables are stored.
+        self.resolve_files = resolve_files
         self._file_schemas: dict[str, pa.Schema] = {}
         self._config = (
             SessionConfig()
@@ -218,24 +225,33 @@ class QueryEngine:
             batches = [pa.RecordBatch.from_pylist([], schema=arrow_schema)]
         ctx.register_record_batches(buffer_name, [[b] for b in batches])
         parts: list[DataFrame] = [ctx.table(buffer_name)]
-        for path, project, date in zip(
-            files.column("path").to_pylist(),
+        paths = files.column("path").to_pylist()
+        local = self.resolve_files(paths) if self.resolve_files is not None and paths else paths
+        for path, local_path, project, date in zip(
+            paths,
+            local,
             files.column("project_id").to_pylist(),
             files.column("date").to_pylist(),
         ):
-            parts.append(self._file_frame(ctx, schema, path, project, date))
+            parts.append(self._file_frame(ctx, schema, path, project, date, local_path))
         frame = reduce(lambda a, b: a.union(b), parts)
         if projects is not None:
             frame = frame.filter(F.in_list(col("project_id"), [lit(p) for p in sorted(projects)]))
         ctx.register_view(schema.name, frame)
 
     def _file_frame(
-        self, ctx: SessionContext, schema: TableSchema, path: str, project: str | None, date: dt.date | None
+        self,
+        ctx: SessionContext,
+        schema: TableSchema,
+        path: str,
+        project: str | None,
+        date: dt.date | None,
+        local_path: str | None = None,
     ) -> DataFrame:
         # Data files are immutable: their schema is read once (passing it skips DataFusion's
         # footer inference, and knowing it lets us skip casts that would do nothing).
         file_schema = self._file_schemas.get(path)
-        frame = ctx.read_parquet(path, schema=file_schema)
+        frame = ctx.read_parquet(local_path or path, schema=file_schema)
         if file_schema is None:
             file_schema = frame.schema()
             if len(self._file_schemas) > 100_000:

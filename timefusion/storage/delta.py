@@ -4,6 +4,12 @@ A `DeltaStore` keeps one long-lived `DeltaTable` object per table (re-opening th
 re-reads the log and halved append speed in a measurement, DESIGN.md §3). Snapshots are the file
 list of one committed version with partition values and per-file timestamp stats, which the query
 engine prunes before DataFusion sees a single file.
+
+On object storage (`location.s3` set) an append is split in two (`timefusion.storage.objects`):
+the Parquet files are written here, uploaded with create-only puts and added to the read cache
+*outside* the table lock; only the Delta commit (a conditional put of the next log entry, made by
+delta-rs, retried on conflicts) runs under it. A commit whose outcome is unknown (timeout, lost
+connection) is looked up in the log by its commit id before anything is cleaned up.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from deltalake import CommitProperties, DeltaTable, WriterProperties, write_delt
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from timefusion.schema import TableSchema
+from timefusion.storage.cache import ReadCache
 from timefusion.storage.location import TableLocation
 from timefusion.write.recovery import Committed, merge
 
@@ -61,11 +68,23 @@ _FILES_SCHEMA = pa.schema(
 class DeltaStore:
     """Owns the `DeltaTable` of one table; appends are serialised by the caller (the flusher)."""
 
-    def __init__(self, schema: TableSchema, location: TableLocation, max_commit_retries: int = 10) -> None:
+    def __init__(
+        self,
+        schema: TableSchema,
+        location: TableLocation,
+        max_commit_retries: int = 10,
+        cache: ReadCache | None = None,
+    ) -> None:
         self.schema = schema
         self.location = location
         self.max_commit_retries = max_commit_retries
+        self.cache = cache
         self._lock = threading.Lock()
+        self._objects = None
+        if location.s3 is not None:
+            from timefusion.storage.objects import ObjectWriter
+
+            self._objects = ObjectWriter(self, location.s3)
         self._table = self._open_or_create()
         self._snapshot = self._build_snapshot()
 
@@ -136,6 +155,8 @@ class DeltaStore:
 
         Returns the new snapshot without publishing it: see `publish`.
         """
+        if self._objects is not None:
+            return self._objects.append(data, metadata)
         props = CommitProperties(
             custom_metadata={k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()},
             max_commit_retries=self.max_commit_retries,

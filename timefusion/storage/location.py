@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from timefusion.config import Config
+from timefusion.storage.s3 import S3Settings
 
 
 @dataclass(frozen=True)
@@ -13,6 +14,7 @@ class TableLocation:
     uri: str
     storage_options: dict[str, str] = field(default_factory=dict)
     local_dir: Path | None = None
+    s3: S3Settings | None = None
 
     @property
     def is_local(self) -> bool:
@@ -24,21 +26,13 @@ class TableLocation:
 
 
 def s3_storage_options(config: Config) -> dict[str, str]:
-    opts: dict[str, str] = {"AWS_REGION": config.aws_region}
-    if config.aws_access_key_id:
-        opts["AWS_ACCESS_KEY_ID"] = config.aws_access_key_id
-    if config.aws_secret_access_key:
-        opts["AWS_SECRET_ACCESS_KEY"] = config.aws_secret_access_key
-    if config.s3_endpoint:
-        opts["AWS_ENDPOINT_URL"] = config.s3_endpoint
-    if config.aws_allow_http:
-        opts["AWS_ALLOW_HTTP"] = "true"
-    return opts
+    """delta-rs storage options for the configured bucket (credentials, endpoint, timeouts)."""
+    return S3Settings.from_config(config).delta_options()
 
 
 def table_location(config: Config, table: str) -> TableLocation:
     if config.s3_bucket:
-        prefix = f"{config.table_prefix}/" if config.table_prefix else ""
-        return TableLocation(f"s3://{config.s3_bucket}/{prefix}{table}", s3_storage_options(config))
+        s3 = S3Settings.from_config(config)
+        return TableLocation(s3.table_uri(table), s3.delta_options(), None, s3)
     path = (config.data_dir / table).resolve()
     return TableLocation(str(path), {}, path)
