@@ -167,7 +167,7 @@ class S3Endpoint:
         self.proxy.resume()
         return self
 
-    def client(self, service: str = "s3", key: str | None = None, secret: str | None = None):  # noqa: ANN201
+    def client(self, service: str = "s3", key: str | None = None, secret: str | None = None):
         import boto3
 
         return boto3.client(

@@ -114,7 +114,9 @@ class ReadCache:
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as e:
-            raise OSError(f"read cache directory {self.root} is not writable (TIMEFUSION_CACHE_DIR): {e}") from e
+            raise OSError(
+                f"read cache directory {self.root} is not writable (TIMEFUSION_CACHE_DIR): {e}"
+            ) from e
         self._scan()
 
     # -- startup -----------------------------------------------------------------------------------

@@ -126,7 +126,12 @@ class ObjectWriter:
         texts = {name: _partition_text(v) for name, v in partition.items()}
         key = "/".join(_path_segment(n, t) for n, t in texts.items())
         key = f"{key}/part-00000-{uuid.uuid4()}-c000.zstd.parquet"
-        stats: dict[str, Any] = {"numRecords": table.num_rows, "minValues": {}, "maxValues": {}, "nullCount": {}}
+        stats: dict[str, Any] = {
+            "numRecords": table.num_rows,
+            "minValues": {},
+            "maxValues": {},
+            "nullCount": {},
+        }
         if "timestamp" in table.column_names and table.num_rows:
             ts = table.column("timestamp")
             mm = pc.min_max(ts).as_py()
@@ -184,6 +189,7 @@ class ObjectWriter:
             for f in files
         ]
         keys = [f.key for f in files]
+        table_name = self.delta.schema.name
         with self.delta._lock:
             table = self.delta._table
             before = table.version()
@@ -203,7 +209,7 @@ class ObjectWriter:
                     if attempt == 6:
                         self.delete(keys)
                         raise
-                    log.warning("commit to %s conflicted (attempt %d); retrying", self.delta.schema.name, attempt)
+                    log.warning("commit to %s conflicted (attempt %d); retrying", table_name, attempt)
                     time.sleep(delay)
                     delay *= 2
                     self._update(table)
@@ -229,6 +235,7 @@ class ObjectWriter:
     def find_commit(self, commit_id: str, before: int, attempts: int = 3) -> bool | None:
         """Whether a commit with `commit_id` exists after version `before`; None if unreadable."""
         table = self.delta._table
+        table_name = self.delta.schema.name
         delay = 0.5
         for attempt in range(attempts):
             try:
@@ -238,7 +245,7 @@ class ObjectWriter:
                     return False
                 return any(e.get(META_COMMIT_ID) == commit_id for e in table.history(newer))
             except Exception as e:
-                log.warning("cannot read the Delta log of %s to verify a commit: %s", self.delta.schema.name, e)
+                log.warning("cannot read the Delta log of %s to verify a commit: %s", table_name, e)
                 if attempt + 1 < attempts:
                     time.sleep(delay)
                     delay *= 2

@@ -148,7 +148,7 @@ def describe_error(settings: S3Settings, exc: BaseException) -> str:
             f"S3 bucket {settings.bucket!r} does not exist at {where}: create it, or fix AWS_S3_BUCKET "
             "(and AWS_S3_ENDPOINT / AWS_DEFAULT_REGION if it lives elsewhere)"
         )
-    if any(s in text for s in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken")):
+    if any(s in text for s in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "Expired")):
         return (
             f"S3 rejected the credentials for bucket {settings.bucket!r} at {where}: check "
             "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
