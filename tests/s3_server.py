@@ -263,3 +263,25 @@ def s3_endpoint() -> Iterator[S3Endpoint]:
     """One moto server per test module (tests use their own buckets or prefixes)."""
     with running_endpoint() as ep:
         yield ep
+
+
+STORAGE_KINDS = ["local", "s3"]
+_buckets = iter(range(1, 1_000_000))
+
+
+def storage_config(request: pytest.FixtureRequest, tmp: Path, **overrides: object):  # noqa: ANN201
+    """`make_config(tmp)` for the storage kind the test is parametrized with (`request.param`).
+
+    "local" is the zero-config directory; "s3" is a fresh bucket on the module's moto endpoint
+    (the `s3_endpoint` fixture must be imported into the test module).
+    """
+    from conftest import make_config
+
+    kind = getattr(request, "param", "local")
+    if kind == "local":
+        return make_config(tmp, **overrides)
+    if kind != "s3":
+        raise ValueError(f"unknown storage kind {kind!r}")
+    endpoint: S3Endpoint = request.getfixturevalue("s3_endpoint")
+    bucket = endpoint.create_bucket(f"tf-test-{os.getpid()}-{next(_buckets)}")
+    return make_config(tmp, **{**endpoint.config_overrides(bucket), **overrides})

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pyarrow as pa
 import pytest
-from conftest import make_config
+from s3_server import STORAGE_KINDS, s3_endpoint, storage_config  # noqa: F401
 
 from timefusion.app import TimeFusion
 
@@ -14,10 +14,10 @@ PROJECTS = ["alpha", "beta", "gamma"]
 DAYS = [dt.date(2025, 1, 16), dt.date(2025, 1, 17)]
 
 
-@pytest.fixture(scope="module")
-def db(tmp_path_factory: pytest.TempPathFactory) -> TimeFusion:
-    """3 projects × 2 days × 4 six-hour flushes = 24 files, one row per minute."""
-    instance = TimeFusion(make_config(tmp_path_factory.mktemp("prune"))).open()
+@pytest.fixture(scope="module", params=STORAGE_KINDS)
+def db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> TimeFusion:
+    """3 projects × 2 days × 4 six-hour flushes = 24 files, one row per minute (local and S3)."""
+    instance = TimeFusion(storage_config(request, tmp_path_factory.mktemp("prune"))).open()
     for day in DAYS:
         for quarter in range(4):
             start = dt.datetime.combine(day, dt.time(quarter * 6), dt.UTC)

@@ -15,7 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pyarrow as pa
 import pytest
-from conftest import make_config
+from s3_server import STORAGE_KINDS, s3_endpoint, storage_config  # noqa: F401
 
 from timefusion.app import TimeFusion
 
@@ -67,9 +67,10 @@ def in_range(r: dict, lo: str, hi: str) -> bool:
 ROWS = make_rows()
 
 
-@pytest.fixture(scope="module")
-def loaded(tmp_path_factory: pytest.TempPathFactory) -> TimeFusion:
-    db = TimeFusion(make_config(tmp_path_factory.mktemp("ref"))).open()
+@pytest.fixture(scope="module", params=STORAGE_KINDS)
+def loaded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> TimeFusion:
+    """The same rows on each storage kind (local directory, S3): answers must be identical."""
+    db = TimeFusion(storage_config(request, tmp_path_factory.mktemp("ref"))).open()
     table = pa.Table.from_pylist(ROWS)
     half = len(ROWS) // 2
     db.ingest("otel_logs_and_spans", table.slice(0, half))
