@@ -31,8 +31,11 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from timefusion.config import Config
 
 ACCESS_KEY = "tf-test-access"
 SECRET_KEY = "tf-test-secret"
@@ -167,7 +170,7 @@ class S3Endpoint:
         self.proxy.resume()
         return self
 
-    def client(self, service: str = "s3", key: str | None = None, secret: str | None = None):
+    def client(self, service: str = "s3", key: str | None = None, secret: str | None = None) -> Any:
         import boto3
 
         return boto3.client(
@@ -269,7 +272,7 @@ STORAGE_KINDS = ["local", "s3"]
 _buckets = iter(range(1, 1_000_000))
 
 
-def storage_config(request: pytest.FixtureRequest, tmp: Path, **overrides: object):  # noqa: ANN201
+def storage_config(request: pytest.FixtureRequest, tmp: Path, **overrides: object) -> Config:
     """`make_config(tmp)` for the storage kind the test is parametrized with (`request.param`).
 
     "local" is the zero-config directory; "s3" is a fresh bucket on the module's moto endpoint
