@@ -22,7 +22,6 @@ import contextlib
 import json
 import os
 import re
-import selectors
 import socket
 import subprocess
 import sys
@@ -50,76 +49,77 @@ def free_port() -> int:
 
 
 class _Proxy:
-    """Forwards TCP connections to `target`; `pause()` refuses and cuts them, `resume()` listens again."""
+    """Forwards TCP connections to `target`, from a process of its own.
+
+    A separate process, not a thread: some deltalake calls (``DeltaTable.history``) hold the GIL
+    while they wait on the network, which would starve an in-process proxy until they time out.
+    ``pause()`` ends the process (listener and every connection go away: "connection refused"),
+    ``resume()`` starts it again on the same port.
+    """
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
         self.port = free_port()
-        self._listener: socket.socket | None = None
-        self._conns: set[socket.socket] = set()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None
 
     def resume(self) -> None:
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))
-        sock.listen(64)
-        self._listener = sock
-        self._thread = threading.Thread(target=self._accept, args=(sock,), daemon=True)
-        self._thread.start()
-
-    def pause(self) -> None:
-        sock, self._listener = self._listener, None
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-        with self._lock:
-            conns, self._conns = self._conns, set()
-        for c in conns:
-            with contextlib.suppress(OSError):
-                c.shutdown(socket.SHUT_RDWR)
-            c.close()
-        if self._thread is not None:
-            self._thread.join(5)
-
-    def _accept(self, listener: socket.socket) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "proxy", str(self.port), self.target[0], str(self.target[1])],
+            stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
         while True:
             try:
-                client, _ = listener.accept()
-            except OSError:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                 return
-            try:
-                upstream = socket.create_connection(self.target)
             except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._conns.update((client, upstream))
-            threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the S3 test proxy did not start") from None
+                time.sleep(0.02)
 
-    def _pipe(self, a: socket.socket, b: socket.socket) -> None:
-        sel = selectors.DefaultSelector()
-        sel.register(a, selectors.EVENT_READ, b)
-        sel.register(b, selectors.EVENT_READ, a)
+    def pause(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+
+
+def _serve_proxy(port: int, host: str, target_port: int) -> None:
+    """The proxy process: accept on `port`, copy bytes both ways to (host, target_port)."""
+
+    def pipe(src: socket.socket, dst: socket.socket) -> None:
         try:
-            while True:
-                for key, _ in sel.select(timeout=1.0):
-                    data = key.fileobj.recv(1 << 16)  # type: ignore[union-attr]
-                    if not data:
-                        return
-                    key.data.sendall(data)
-        except (OSError, ValueError):
+            while data := src.recv(1 << 16):
+                dst.sendall(data)
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def serve(client: socket.socket) -> None:
+        try:
+            upstream = socket.create_connection((host, target_port))
+        except OSError:
+            client.close()
             return
-        finally:
-            sel.close()
-            with self._lock:
-                self._conns.discard(a)
-                self._conns.discard(b)
-            for s in (a, b):
-                with contextlib.suppress(OSError):
-                    s.close()
+        back = threading.Thread(target=pipe, args=(upstream, client), daemon=True)
+        back.start()
+        pipe(client, upstream)
+        back.join()
+        for s in (client, upstream):
+            with contextlib.suppress(OSError):
+                s.close()
+
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(128)
+    while True:
+        client, _ = listener.accept()
+        threading.Thread(target=serve, args=(client,), daemon=True).start()
 
 
 class S3Endpoint:
@@ -288,3 +288,7 @@ def storage_config(request: pytest.FixtureRequest, tmp: Path, **overrides: objec
     endpoint: S3Endpoint = request.getfixturevalue("s3_endpoint")
     bucket = endpoint.create_bucket(f"tf-test-{os.getpid()}-{next(_buckets)}")
     return make_config(tmp, **{**endpoint.config_overrides(bucket), **overrides})
+
+
+if __name__ == "__main__" and len(sys.argv) == 5 and sys.argv[1] == "proxy":
+    _serve_proxy(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
