@@ -156,9 +156,24 @@ SETTINGS: tuple[Setting, ...] = (
         _int(0, 600000),
         "How long a writer waits for buffer memory before it gets 'server busy, retry'.",
     ),
-    Setting("TIMEFUSION_FOYER_MEMORY_MB", "512", _int(0), "Read cache: memory size."),
-    Setting("TIMEFUSION_FOYER_DISK_GB", "10", _float(0), "Read cache: disk size."),
-    Setting("TIMEFUSION_FOYER_TTL_SECONDS", "604800", _int(0), "Read cache: entry lifetime on disk."),
+    Setting(
+        "TIMEFUSION_FOYER_MEMORY_MB",
+        "512",
+        _int(0),
+        "S3 read cache: memory tier (LRU of whole data files) in MB.",
+    ),
+    Setting(
+        "TIMEFUSION_FOYER_DISK_GB",
+        "10",
+        _float(0),
+        "S3 read cache: disk tier (LRU of whole data files, kept across restarts) in GB.",
+    ),
+    Setting(
+        "TIMEFUSION_FOYER_TTL_SECONDS",
+        "604800",
+        _int(0),
+        "S3 read cache: lifetime of a file in the disk tier (0 = no expiry).",
+    ),
     Setting("TIMEFUSION_CACHE_DIR", None, _opt_str, "Read cache directory (default: `<data dir>/cache`)."),
     Setting("TIMEFUSION_LOG_LEVEL", "INFO", _choice("debug", "info", "warning", "error"), "Log level."),
 )
