@@ -248,3 +248,58 @@ def test_startup_errors(s3_endpoint: S3Endpoint, tmp_path: Path, kind: str) -> N
     with pytest.raises(StartupError, match=expected):
         TimeFusion(make_config(tmp_path, **overrides)).open()
     assert not (tmp_path / "data" / TABLE).exists(), "no silent fallback to the local directory"
+
+
+def test_commit_outcome_is_looked_up_in_the_log(s3_endpoint: S3Endpoint, tmp_path: Path) -> None:  # noqa: F811
+    """What an append does when a commit's outcome is unknown: find it by commit id, or say so."""
+    from timefusion.storage.objects import META_COMMIT_ID
+
+    cfg = s3_config(s3_endpoint, tmp_path, s3_request_timeout_secs=1.0)
+    with TimeFusion(cfg) as db:
+        store = db.stores[TABLE]
+        writer = store._objects
+        assert writer is not None
+        before = store._table.version()
+        db.ingest(TABLE, rows(0, 10))
+        db.flush()
+        landed = store._table.history(1)[0][META_COMMIT_ID]
+        assert writer.find_commit(landed, before) is True
+        assert writer.find_commit("not-a-commit", before) is False
+        s3_endpoint.stop()
+        try:
+            assert writer.find_commit(landed, before, attempts=1) is None  # unreadable: unknown
+        finally:
+            s3_endpoint.resume()
+
+
+def test_retry_after_a_commit_that_did_land_stores_nothing_twice(
+    s3_endpoint: S3Endpoint,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A commit reported as failed (outcome unknown) that did land: the retry drops its rows."""
+    from timefusion.storage.objects import META_COMMIT_ID, _Unresolved
+
+    cfg = s3_config(s3_endpoint, tmp_path)
+    with TimeFusion(cfg) as db:
+        store = db.stores[TABLE]
+        writer = store._objects
+        assert writer is not None
+        db.ingest(TABLE, rows(0, 10))
+        db.flush()
+        before = store._table.version()
+        batch = rows(100, 20)
+        db.ingest(TABLE, batch)
+        db.flush()
+        landed = store._table.history(1)[0][META_COMMIT_ID]
+        ts_type = store.schema.arrow_schema.field("timestamp").type
+        keys = pa.table({"timestamp": batch.column("timestamp").cast(ts_type), "id": batch.column("id")})
+        # as if the client never heard back, so the flusher still holds these rows and retries them
+        writer._unresolved = _Unresolved(landed, before, keys.select(list(store.schema.dedup_keys)), [])
+        db.ingest(TABLE, pa.concat_tables([batch, rows(200, 5)]))
+        db.flush()
+        assert writer._unresolved is None
+        assert count(db) == 35
+    with TimeFusion(
+        make_config(tmp_path / "reader", **s3_endpoint.config_overrides(cfg.s3_bucket))
+    ) as reader:
+        assert count(reader) == 35

@@ -18,7 +18,10 @@ Order of an append (`ObjectWriter.append`):
    (`timefusion.commit_id` in the commit metadata). Found → success. Not found → the uploaded files
    are deleted and the error re-raised (the flusher keeps the rows in memory and WAL and retries).
    The log cannot be read either → `CommitUnknownError`, and the files are left in place (an
-   unreferenced file is harmless; vacuum removes it).
+   unreferenced file is harmless; vacuum removes it). The commit is remembered: the next append
+   first settles it (blocking further commits while the log stays unreadable); if it did land, the
+   rows it carried (by dedup keys) are dropped from the new batch, so the flusher's retry of the
+   same buffered rows cannot store them twice.
 """
 
 from __future__ import annotations
@@ -84,6 +87,16 @@ def _ts_text(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+@dataclass(frozen=True)
+class _Unresolved:
+    """A commit whose outcome could not be established."""
+
+    commit_id: str
+    before: int  # table version before it
+    keys: pa.Table  # the dedup-key columns of the rows it carried
+    files: list[str]
+
+
 class ObjectWriter:
     """The object-storage half of `DeltaStore.append` (see the module docstring)."""
 
@@ -93,6 +106,7 @@ class ObjectWriter:
         _, self.table_key = split_uri(store.location.uri)
         self.client = s3.store(prefix=self.table_key)
         self._pool = ThreadPoolExecutor(upload_threads, thread_name_prefix="timefusion-upload")
+        self._unresolved: _Unresolved | None = None
 
     # -- encoding ----------------------------------------------------------------------------------
     def encode(self, data: pa.Table) -> list[DataFile]:
@@ -122,6 +136,9 @@ class ObjectWriter:
             compression_level=3,
             row_group_size=131072,
             write_statistics=True,
+            # page index (column/offset index), as delta-rs's writer does: DataFusion skips pages
+            # outside a timestamp range with it (trace lookup over 1M rows: 1.47x slower without)
+            write_page_index=True,
         )
         texts = {name: _partition_text(v) for name, v in partition.items()}
         key = "/".join(_path_segment(n, t) for n, t in texts.items())
@@ -168,7 +185,37 @@ class ObjectWriter:
                 log.warning("could not delete uncommitted file %s: %s", key, e)
 
     # -- committing --------------------------------------------------------------------------------
+    def _settle(self, data: pa.Table) -> pa.Table:
+        """Settle an earlier commit of unknown outcome; returns `data` less what it stored."""
+        pending = self._unresolved
+        if pending is None:
+            return data
+        found = self.find_commit(pending.commit_id, pending.before)
+        if found is None:
+            raise CommitUnknownError(
+                f"an earlier commit to {self.delta.schema.name} still cannot be checked (the Delta log is "
+                "unreadable); no further commits until it can"
+            )
+        self._unresolved = None
+        if not found:
+            self.delete(pending.files)
+            return data
+        keys = list(pending.keys.column_names)
+        log.warning(
+            "an earlier commit to %s of unknown outcome did land; not storing its %d rows again",
+            self.delta.schema.name,
+            pending.keys.num_rows,
+        )
+        if not keys or data.num_rows == 0:
+            return data
+        indexed = data.select(keys).append_column("__row", pa.array(range(data.num_rows), pa.int64()))
+        kept = indexed.join(pending.keys, keys=keys, join_type="left anti").column("__row").combine_chunks()
+        return data.take(pc.take(kept, pc.array_sort_indices(kept)))  # in the original (sorted) order
+
     def append(self, data: pa.Table, metadata: dict[str, Any]) -> Snapshot:
+        if self._unresolved is not None:
+            with self.delta._lock:
+                data = self._settle(data)
         files = self.encode(data)
         if not files:
             with self.delta._lock:
@@ -219,6 +266,8 @@ class ObjectWriter:
                         log.warning("commit to %s reported %s but is in the log", self.delta.schema.name, e)
                         break
                     if found is None:
+                        dedup = [k for k in self.delta.schema.dedup_keys if k in data.column_names]
+                        self._unresolved = _Unresolved(commit_id, before, data.select(dedup), keys)
                         raise CommitUnknownError(
                             f"commit to {self.delta.schema.name} failed ({e}) and the Delta log could not "
                             f"be read to check whether it landed; its files stay in the bucket"
