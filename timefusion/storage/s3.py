@@ -88,7 +88,7 @@ class S3Settings:
             "timeout": _duration(self.request_timeout_secs),
             # bound the whole retry loop of one request, so an outage surfaces as an error the
             # flusher retries later instead of a call that hangs for object_store's default 3 min
-            "retry_timeout": _duration(max(2 * self.request_timeout_secs, 10.0)),
+            "retry_timeout": _duration(max(2 * self.request_timeout_secs, 5.0)),
         }
         if self.access_key_id and self.secret_access_key:
             opts["AWS_ACCESS_KEY_ID"] = self.access_key_id
@@ -115,7 +115,7 @@ class S3Settings:
                     "max_backoff": dt.timedelta(seconds=2),
                     "base": 2.0,
                 },
-                "retry_timeout": dt.timedelta(seconds=max(2 * self.request_timeout_secs, 10.0)),
+                "retry_timeout": dt.timedelta(seconds=max(2 * self.request_timeout_secs, 5.0)),
             },
         }
         if self.endpoint:
