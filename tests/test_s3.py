@@ -303,3 +303,27 @@ def test_retry_after_a_commit_that_did_land_stores_nothing_twice(
         make_config(tmp_path / "reader", **s3_endpoint.config_overrides(cfg.s3_bucket))
     ) as reader:
         assert count(reader) == 35
+
+
+def test_cold_query_while_endpoint_is_down_is_a_clear_error(
+    s3_endpoint: S3Endpoint,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from timefusion.query.engine import QueryError
+
+    cfg = s3_config(s3_endpoint, tmp_path, s3_request_timeout_secs=1.0)
+    with TimeFusion(cfg) as db:
+        db.ingest(TABLE, rows(0, 50))
+        db.flush()
+    cold = make_config(
+        tmp_path / "cold", **{**s3_endpoint.config_overrides(cfg.s3_bucket), "s3_request_timeout_secs": 1.0}
+    )
+    with TimeFusion(cold) as reader:
+        s3_endpoint.stop()
+        try:
+            with pytest.raises(QueryError, match="cannot read data files from object storage") as info:
+                count(reader)
+            assert info.value.sqlstate == "58030"
+        finally:
+            s3_endpoint.resume()
+        assert count(reader) == 50

@@ -226,7 +226,12 @@ class QueryEngine:
         ctx.register_record_batches(buffer_name, [[b] for b in batches])
         parts: list[DataFrame] = [ctx.table(buffer_name)]
         paths = files.column("path").to_pylist()
-        local = self.resolve_files(paths) if self.resolve_files is not None and paths else paths
+        local = paths
+        if self.resolve_files is not None and paths:
+            try:
+                local = self.resolve_files(paths)
+            except Exception as e:  # 58030 io_error: the bucket did not give us a data file
+                raise QueryError(f"cannot read data files from object storage: {e}", "58030") from None
         for path, local_path, project, date in zip(
             paths,
             local,

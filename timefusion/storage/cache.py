@@ -203,7 +203,11 @@ class ReadCache:
 
     def _download(self, uri: str) -> str:
         try:
-            data = self.fetch(uri)
+            try:
+                data = self.fetch(uri)
+            except Exception as e:
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise OSError(f"{uri}: {first}") from None
             with self._lock:
                 self._stats.misses += 1
                 self._stats.bytes_downloaded += len(data)
