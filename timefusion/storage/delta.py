@@ -18,6 +18,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -199,20 +200,30 @@ class DeltaStore:
         next, so no older commit can hold a record the WAL still has.
         """
         result: Committed = {}
+        for entry in self._history_newest_first():
+            if entry.get(META_WAL_ID) != wal_id:
+                continue
+            max_lsn = int(entry.get(META_MAX_LSN, 0))
+            if max_lsn < oldest_lsn:
+                return result
+            width = int(entry.get(META_BUCKET_US, 0))
+            merge(result, width, {k: int(v) for k, v in json.loads(entry.get(META_KEYS, "{}")).items()})
+        return result
+
+    def _history_newest_first(self) -> Iterator[dict[str, Any]]:
+        """Commit info of each version, newest first, read lazily."""
+        if self._objects is not None:
+            # on object storage read the log entries ourselves: `DeltaTable.history()` holds the
+            # GIL while it waits on the network, which would freeze the server during replay
+            yield from self._objects.commit_infos()
+            return
         limit = 64
         seen = 0
         while True:
             history = self._table.history(limit)
-            for entry in history[seen:]:
-                if entry.get(META_WAL_ID) != wal_id:
-                    continue
-                max_lsn = int(entry.get(META_MAX_LSN, 0))
-                if max_lsn < oldest_lsn:
-                    return result
-                width = int(entry.get(META_BUCKET_US, 0))
-                merge(result, width, {k: int(v) for k, v in json.loads(entry.get(META_KEYS, "{}")).items()})
+            yield from history[seen:]
             if len(history) < limit:
-                return result
+                return
             seen = len(history)
             limit *= 4
 

@@ -32,6 +32,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -281,6 +282,19 @@ class ObjectWriter:
     @staticmethod
     def _update(table: Any) -> None:
         table.update_incremental()
+
+    def commit_infos(self) -> Iterator[dict[str, Any]]:
+        """The `commitInfo` of each log entry, newest first, until an entry is missing (cleaned up)."""
+        for version in range(self.delta._table.version(), -1, -1):
+            try:
+                raw = bytes(obstore.get(self.client, f"_delta_log/{version:020d}.json").bytes())
+            except FileNotFoundError:
+                return
+            for line in raw.decode().splitlines():
+                info = json.loads(line).get("commitInfo") if line.strip() else None
+                if info is not None:
+                    yield info
+                    break
 
     def find_commit(self, commit_id: str, before: int, attempts: int = 3) -> bool | None:
         """Whether a commit with `commit_id` exists after version `before`; None if unreadable."""
