@@ -93,3 +93,30 @@ def test_or_does_not_prune_wrongly(db: TimeFusion) -> None:
         "SELECT COUNT(*) FROM otel_logs_and_spans WHERE project_id = 'alpha' OR name = 'op'",
     )
     assert n == 3 * 2 * 24 * 60
+
+
+def test_sub_millisecond_bounds_never_prune_a_matching_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """delta-rs stores timestamp statistics truncated to milliseconds; a row at .999999 must still
+    be found by a bound inside that millisecond."""
+    from conftest import make_config
+
+    with TimeFusion(make_config(tmp_path)).open() as db:
+        ts = [
+            dt.datetime(2025, 1, 17, 12, 0, 0, 123456, dt.UTC),
+            dt.datetime(2025, 1, 17, 12, 0, 0, 999999, dt.UTC),
+        ]
+        db.ingest(
+            "otel_logs_and_spans",
+            pa.table(
+                {
+                    "timestamp": pa.array(ts, pa.timestamp("us", tz="UTC")),
+                    "id": ["a", "b"],
+                    "project_id": ["p"] * 2,
+                }
+            ),
+        )
+        db.flush()
+        n, scanned, total = scan(
+            db, "SELECT COUNT(*) FROM otel_logs_and_spans WHERE timestamp >= '2025-01-17 12:00:00.999500'"
+        )
+        assert (n, scanned, total) == (1, 1, 1)

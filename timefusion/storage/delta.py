@@ -66,6 +66,13 @@ _FILES_SCHEMA = pa.schema(
 )
 
 
+def _ceil_ms(ts_max: pa.Array) -> pa.Array:
+    """delta-rs truncates timestamp statistics to milliseconds (a file whose newest row is
+    12:00:00.999999 records 12:00:00.999), so a stored maximum can lie below the true one; widen it
+    to the end of its millisecond so pruning never skips a file that holds a matching row."""
+    return pc.add(ts_max, pa.scalar(999, pa.duration("us")))
+
+
 class DeltaStore:
     """Owns the `DeltaTable` of one table; appends are serialised by the caller (the flusher)."""
 
@@ -131,7 +138,7 @@ class DeltaStore:
                 column("partition.project_id", pa.string()),
                 column("partition.date", pa.date32()),
                 column("min.timestamp", _FILES_SCHEMA.field("ts_min").type),
-                column("max.timestamp", _FILES_SCHEMA.field("ts_max").type),
+                _ceil_ms(column("max.timestamp", _FILES_SCHEMA.field("ts_max").type)),
                 column("num_records", pa.int64()),
                 column("size_bytes", pa.int64()),
             ],
