@@ -28,6 +28,7 @@ binary COPY tuple.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import struct
 from collections.abc import Iterator
@@ -67,6 +68,8 @@ from timefusion.schema import Column, TableSchema
 
 if TYPE_CHECKING:
     from timefusion.protocol.pgwire.connection import Connection
+
+log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 4 << 20  # CopyData gathered before a chunk is parsed
 PART_BYTES = 256 << 20  # parsed Arrow data of one COPY stored as one atomic batch at most
@@ -867,7 +870,7 @@ class BinaryDecoder(Decoder):
         self, data: np.ndarray, s: np.ndarray, ln: np.ndarray, col: Column, lines: np.ndarray
     ) -> pa.Array:
         valid = ln >= 0
-        mask = pa.array(~valid) if not valid.all() else None
+        mask = ~valid if not valid.all() else None
         t = col.type_name
         widths = {
             "int32": (2, 4, 8),
@@ -1152,7 +1155,7 @@ class Encoder:
         if not self.spec.header:
             return b""
         names = pa.array(self.schema.names, pa.string())
-        cols = [self._escape(names.slice(i, 1), "text", i) for i in range(len(self.schema.names))]
+        cols = [self._escape(names.slice(i, 1), "text", None) for i in range(len(self.schema.names))]
         delim = self.spec.delimiter.encode()  # type: ignore[union-attr]
         return copy_data(delim.join(c[0].as_py() for c in cols) + b"\n")
 
@@ -1191,14 +1194,15 @@ class Encoder:
         framed = _join([header.view(np.uint8).reshape(n, 5), lines], n)
         return _data_buffer(framed)
 
-    def _escape(self, values: pa.Array, kind: str, i: int) -> pa.Array:
+    def _escape(self, values: pa.Array, kind: str, i: int | None) -> pa.Array:
+        """Text: backslash escapes; CSV: quoting. `i` is the column (None: the header, never forced)."""
         spec = self.spec
         if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
             values = values.cast(pa.binary() if pa.types.is_string(values.type) else pa.large_binary())
         delim = spec.delimiter or ""
         if spec.format == "csv":
             quote, escape = spec.quote or '"', spec.escape or '"'
-            forced = self.schema.names[i] in self.force
+            forced = i is not None and self.schema.names[i] in self.force
             if not forced and not _kind_may_need_quoting(kind):
                 return values
             special = "[" + re.escape(delim + quote + escape) + "\\r\\n]"
@@ -1294,10 +1298,20 @@ async def copy_to_stdout(conn: Connection, spec: CopySpec) -> int:
 async def run_copy(conn: Connection, sql: str) -> str:
     """Run one COPY statement; returns its CommandComplete tag (`COPY n`)."""
     spec = parse_copy(sql)
-    if spec.direction == "from":
-        n = await copy_from_stdin(conn, spec)
-    else:
-        n = await copy_to_stdout(conn, spec)
+    try:
+        if spec.direction == "from":
+            n = await copy_from_stdin(conn, spec)
+        else:
+            n = await copy_to_stdout(conn, spec)
+    except (PgError, asyncio.CancelledError, ConnectionError, OSError, asyncio.IncompleteReadError):
+        raise
+    except msg.ProtocolError:
+        raise
+    except Exception as e:  # a bug must cost one statement, never the connection
+        if getattr(e, "sqlstate", None):
+            raise as_pg_error(e) from None
+        log.exception("COPY failed: %s", sql[:200])
+        raise PgError("XX000", f"internal error during COPY: {e}") from None
     return f"COPY {n}"
 
 
