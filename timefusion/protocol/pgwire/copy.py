@@ -484,21 +484,25 @@ class _LineCtx(_Ctx):
         )
 
 
-def _text_to_column(text: pa.Array, col: Column, table: str, lines: np.ndarray) -> pa.Array:
+def _text_to_column(
+    text: pa.Array, col: Column, table: str, lines: np.ndarray, plain: bool = False
+) -> pa.Array:
     """A column of input text → the column's Arrow type, by PostgreSQL's input rules (as INSERT)."""
     code = _COLUMN_TYPES[col.type_name]
     ctx = _LineCtx(table, col.name, lines)
-    out = _input(text, code, ctx) if not code & ARRAY else _text_arrays(text, code & ~ARRAY, ctx)
+    out = _input(text, code, ctx) if not code & ARRAY else _text_arrays(text, code & ~ARRAY, ctx, plain)
     return out if out.type == col.arrow_type else out.cast(col.arrow_type)
 
 
-def _text_arrays(text: pa.Array, elem_code: int, ctx: _LineCtx) -> pa.Array:
-    """PostgreSQL array literals (`{a,b,NULL}`) → a list array; vectorised unless quotes/backslashes."""
+def _text_arrays(text: pa.Array, elem_code: int, ctx: _LineCtx, plain: bool = False) -> pa.Array:
+    """PostgreSQL array literals (`{a,b,NULL}`) → a list array; vectorised unless quotes/backslashes.
+
+    `plain` says the input has no `"` and no backslash at all (known from the raw chunk), which
+    spares a regular-expression pass over every value."""
     stripped = pc.utf8_trim_whitespace(text)
     simple = pc.and_(pc.starts_with(stripped, "{"), pc.ends_with(stripped, "}"))
-    simple = pc.and_kleene(
-        simple, pc.invert(pc.match_substring_regex(stripped, r'["\\{}].*["\\{}].*["\\{}]|["\\]'))
-    )
+    pattern = r"[{}].*[{}].*[{}]" if plain else r'["\\{}].*["\\{}].*["\\{}]|["\\]'
+    simple = pc.and_kleene(simple, pc.invert(pc.match_substring_regex(stripped, pattern)))
     if pc.all(pc.fill_null(simple, True)).as_py():
         inner = pc.utf8_slice_codeunits(stripped, 1, -1)
         empty = pc.equal(pc.utf8_trim_whitespace(inner), "")
@@ -571,10 +575,10 @@ class Decoder:
     def feed(self, data: bytes, final: bool = False) -> list[pa.Table]:
         raise NotImplementedError
 
-    def _typed(self, texts: list[pa.Array], first_line: int) -> pa.Table:
+    def _typed(self, texts: list[pa.Array], first_line: int, plain: bool = False) -> pa.Table:
         n = len(texts[0]) if texts else 0
         lines = np.arange(first_line, first_line + n)
-        arrays = [_text_to_column(t, c, self.schema.name, lines) for t, c in zip(texts, self.columns)]
+        arrays = [_text_to_column(t, c, self.schema.name, lines, plain) for t, c in zip(texts, self.columns)]
         return pa.Table.from_arrays(arrays, names=[c.name for c in self.columns])
 
 
@@ -728,7 +732,7 @@ class TextDecoder(Decoder):
             a = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
             if pa.types.is_null(a.type):
                 a = pa.nulls(len(a), pa.string())
-            if self.spec.format != "csv":
+            if self.spec.format != "csv" and b"\\" in chunk:
                 a = _unescape_text(a)
             else:
                 name = self.columns[i].name
@@ -737,7 +741,7 @@ class TextDecoder(Decoder):
                 if name in self.spec.force_null:
                     a = pc.if_else(pc.equal(a, self.spec.null), pa.scalar(None, pa.string()), a)
             texts.append(a)
-        return self._typed(texts, first)
+        return self._typed(texts, first, plain=b"\\" not in chunk and b'"' not in chunk)
 
 
 _U16 = struct.Struct("!h")
@@ -795,52 +799,55 @@ class BinaryDecoder(Decoder):
         return [self._columns(np.frombuffer(buf, np.uint8), starts, lens, first)]
 
     def _scan(self, buf: bytes, pos: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """Walk the tuples from `pos`: the only per-field Python work is reading the length word.
+        Returns the (rows, ncols) field starts and lengths, and where the complete tuples end."""
         ncols = len(self.columns)
         n = len(buf)
         unpack_h, unpack_i = _U16.unpack_from, _I32.unpack_from
-        starts: list[int] = []
         lens: list[int] = []
-        add_start, add_len = starts.append, lens.append
+        add = lens.append
+        first = pos
         rows = 0
+        cols = range(ncols)
         while pos + 2 <= n:
             (count,) = unpack_h(buf, pos)
-            if count == -1:
-                self.trailer_seen = True
-                if n > pos + 2:
-                    raise PgError(BAD_COPY_FORMAT, "received copy data after EOF marker")
-                pos += 2
-                break
             if count != ncols:
+                if count == -1:
+                    self.trailer_seen = True
+                    if n > pos + 2:
+                        raise PgError(BAD_COPY_FORMAT, "received copy data after EOF marker")
+                    break
                 raise PgError(
                     BAD_COPY_FORMAT,
                     f"row field count is {count}, expected {ncols} "
                     f"(COPY {self.schema.name}, line {self.line + rows + 1})",
                 )
             p = pos + 2
-            complete = True
-            for _ in range(ncols):
-                if p + 4 > n:
-                    complete = False
-                    break
-                (length,) = unpack_i(buf, p)
-                p += 4
-                add_start(p)
-                add_len(length)
-                if length > 0:
-                    p += length
-                elif length < -1:
-                    raise PgError(
-                        BAD_COPY_FORMAT,
-                        f"invalid field size (COPY {self.schema.name}, line {self.line + rows + 1})",
-                    )
-            if not complete or p > n:
-                del starts[rows * ncols :]
+            try:
+                for _ in cols:
+                    (length,) = unpack_i(buf, p)
+                    add(length)
+                    p += 4 + length if length > 0 else 4
+            except struct.error:  # the tuple continues in the next CopyData
+                p = n + 1
+            if p > n:
                 del lens[rows * ncols :]
                 break
             pos = p
             rows += 1
-        shape = (rows, ncols)
-        return np.array(starts, np.int64).reshape(shape), np.array(lens, np.int64).reshape(shape), pos
+        ln = np.array(lens, np.int64)
+        if ln.size and (ln < -1).any():
+            i = int(np.flatnonzero(ln < -1)[0])
+            raise PgError(
+                BAD_COPY_FORMAT,
+                f"invalid field size (COPY {self.schema.name}, line {self.line + i // ncols + 1})",
+            )
+        # each field starts after the previous fields, their length words and the tuple headers
+        step = 4 + np.maximum(ln, 0)
+        ends = np.cumsum(step)
+        starts = ends - np.maximum(ln, 0) + first + 2 * (np.arange(ln.size) // ncols + 1)
+        end = pos + 2 if self.trailer_seen else pos
+        return starts.reshape(rows, ncols), ln.reshape(rows, ncols), end
 
     def _columns(self, data: np.ndarray, starts: np.ndarray, lens: np.ndarray, first: int) -> pa.Table:
         arrays = []
@@ -963,47 +970,66 @@ class BinaryDecoder(Decoder):
     def _arrays(
         self, data: np.ndarray, s: np.ndarray, ln: np.ndarray, col: Column, lines: np.ndarray
     ) -> pa.Array:
-        """Binary arrays (one dimension), value by value: array columns are small and rare."""
-        raw = data.tobytes() if not isinstance(data, bytes) else data
+        """One-dimensional binary arrays (PostgreSQL's array_send layout), for all rows at once: the
+        loop runs once per element position (arrays are short), each step over every row."""
+        valid = ln >= 0
+        n = len(s)
+        limit = s + np.maximum(ln, 0)
+
+        def be32(pos: np.ndarray) -> np.ndarray:
+            return data[pos[:, None] + np.arange(4)].copy().view(">i4").ravel().astype(np.int64)
+
+        def bad(sel: np.ndarray, what: str) -> PgError:
+            return self._bad(col, lines, int(np.flatnonzero(sel)[0]), f"invalid binary array: {what}")
+
+        short = valid & (ln < 12)
+        if short.any():
+            raise bad(short, "shorter than its header")
+        ndim = np.zeros(n, np.int64)
+        ndim[valid] = be32(s[valid])
+        if (ndim[valid] > 1).any() or (ndim[valid] < 0).any():
+            raise bad(valid & ((ndim > 1) | (ndim < 0)), "only one-dimensional arrays are supported")
+        one = valid & (ndim == 1)
+        if (one & (ln < 20)).any():
+            raise bad(one & (ln < 20), "shorter than its header")
+        count = np.zeros(n, np.int64)
+        count[one] = be32(s[one] + 12)
+        if (count < 0).any():
+            raise bad(count < 0, "negative element count")
+        pos = s + 20
+        width = int(count.max()) if n else 0
+        starts = np.zeros((n, width), np.int64)
+        lens = np.zeros((n, width), np.int64)
+        for k in range(width):
+            act = count > k
+            if (pos[act] + 4 > limit[act]).any():
+                raise bad(act & (pos + 4 > limit), "element outside the value")
+            lk = be32(pos[act])
+            starts[act, k] = pos[act] + 4
+            lens[act, k] = lk
+            pos[act] += 4 + np.maximum(lk, 0)
+            if (pos[act] > limit[act]).any():
+                raise bad(act & (pos > limit), "element outside the value")
+        take = np.arange(width) < count[:, None]
+        es, el = starts[take], lens[take]
+        offsets = np.zeros(n + 1, np.int32)
+        np.cumsum(count, out=offsets[1:])
         elem = col.arrow_type.value_type
-        out: list[list[Any] | None] = []
-        for i, (start, length) in enumerate(zip(s.tolist(), ln.tolist())):
-            if length < 0:
-                out.append(None)
-                continue
-            try:
-                out.append(_binary_array(raw[start : start + length], elem))
-            except (struct.error, ValueError, UnicodeDecodeError) as e:
-                raise self._bad(col, lines, i, f"invalid binary array: {e}") from None
-        return pa.array(out, col.arrow_type)
-
-
-def _binary_array(b: bytes, elem: pa.DataType) -> list[Any]:
-    ndim, _flags, _oid = struct.unpack_from("!iii", b, 0)
-    if ndim == 0:
-        return []
-    if ndim != 1:
-        raise ValueError("only one-dimensional arrays are supported")
-    count, _lbound = struct.unpack_from("!ii", b, 12)
-    pos = 20
-    values: list[Any] = []
-    for _ in range(count):
-        (n,) = struct.unpack_from("!i", b, pos)
-        pos += 4
-        if n < 0:
-            values.append(None)
-            continue
-        v = b[pos : pos + n]
-        pos += n
+        elem_lines = np.repeat(lines, count)
+        ev = el >= 0
         if pa.types.is_string(elem):
-            values.append(v.decode("utf-8"))
-        elif pa.types.is_int64(elem):
-            values.append(int.from_bytes(v, "big", signed=True))
-        elif pa.types.is_float64(elem):
-            values.append(struct.unpack("!d" if n == 8 else "!f", v)[0])
+            values = self._strings(data, es, el, col, elem_lines, ev, json=False)
         else:
-            raise ValueError(f"element type {elem}")
-    return values
+            widths = (8,) if pa.types.is_int64(elem) else (4, 8)
+            if not np.isin(el[ev], widths).all():
+                raise bad(np.zeros(n, bool) | valid, f"element width does not match {elem}")
+            out = np.zeros(len(es), np.float64 if pa.types.is_floating(elem) else np.int64)
+            for w, dtype in ((8, ">f8" if pa.types.is_floating(elem) else ">i8"), (4, ">f4")):
+                sel = el == w
+                if sel.any():
+                    out[sel] = self._fixed(data, es[sel], el[sel], w).copy().view(dtype).ravel()
+            values = pa.array(out, elem, mask=~ev if not ev.all() else None)
+        return pa.ListArray.from_arrays(pa.array(offsets), values, mask=pa.array(~valid))
 
 
 # -- COPY FROM: the protocol -----------------------------------------------------------------------
