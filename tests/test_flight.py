@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import secrets
 import signal
 import types
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -318,3 +320,18 @@ def test_corrupt_payload_is_invalid_argument_and_nothing_is_acked() -> None:
     with pytest.raises(pa.ArrowInvalid, match="batch 1: corrupt or unreadable Arrow IPC payload"):
         server._put_stream(db, T, Reader(), writer)  # type: ignore[arg-type]
     assert len(acks) == 1 and len(db.stored) == 1
+
+
+def test_readme_flight_example_runs(srv: TimeFusionServer, capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Arrow Flight", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```python\n(.*?)```", section, re.S)
+    assert block is not None
+    code = block.group(1)
+    assert 'TOKEN = "timefusion"' in code and "grpc://localhost:50051" in code
+    code = code.replace('TOKEN = "timefusion"', f"TOKEN = {TOKEN!r}")
+    code = code.replace("grpc://localhost:50051", f"grpc://127.0.0.1:{srv.extra_env['GRPC_PORT']}")
+    exec(compile(code, "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "{'batch': 0, 'rows': 3}" in out
+    assert "GET /api/users" in out and "redis GET" in out
