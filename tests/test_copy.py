@@ -282,7 +282,7 @@ def test_copy_fail_from_client_stores_nothing(srv: TimeFusionServer) -> None:
         assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
-def test_copy_in_extended_protocol_and_transaction_block(srv: TimeFusionServer) -> None:
+def test_copy_in_a_transaction_block(srv: TimeFusionServer) -> None:
     with srv.connect(autocommit=False) as conn, conn.cursor() as cur:
         with cur.copy(f"COPY {T} (project_id, timestamp, id) FROM STDIN") as copy:
             copy.write_row(("cp-tx", dt.datetime(2025, 2, 1, tzinfo=UTC), "t1"))

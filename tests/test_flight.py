@@ -228,6 +228,27 @@ def test_acked_rows_survive_sigterm_and_restart() -> None:
         server.close()
 
 
+def test_sigterm_with_an_idle_doput_stream_still_exits_zero() -> None:
+    port = free_port()
+    server = TimeFusionServer(env=flight_env(port))
+    try:
+        server.start()
+        c = client(server)
+        batch = spans("put-idle", 20)
+        writer, reader = c.do_put(fl.FlightDescriptor.for_path(T), batch.schema, options=auth())
+        writer.write_batch(batch)
+        assert json.loads(reader.read().to_pybytes()) == {"batch": 0, "rows": 20}
+        rc, log = server.restart(signal.SIGTERM)  # the stream stays open and idle meanwhile
+        assert rc == 0, log
+        assert "still running after" in log and "stopped" in log
+        assert count(server, "put-idle") == 20
+        with pytest.raises(fl.FlightError):
+            writer.write_batch(batch)
+            writer.close()
+    finally:
+        server.close()
+
+
 def test_without_token_flight_stays_off_unless_insecure_is_allowed() -> None:
     port = free_port()
     off = TimeFusionServer(env=flight_env(port, token=None))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 
@@ -67,11 +68,17 @@ async def _serve(config: Config) -> int:
     if flight is not None:
         flight.stopping = True  # refuse new Flight calls and batches while pgwire drains
     await server.stop(config.shutdown_grace_secs)
+    flight_stopped = True
     if flight is not None:  # before the final flush: no ack may follow the WAL's close
-        await loop.run_in_executor(None, flight.stop, config.shutdown_grace_secs)
+        flight_stopped = await loop.run_in_executor(None, flight.stop, config.shutdown_grace_secs)
     log.info("flushing the buffer to storage")
     await loop.run_in_executor(None, db.close)
     log.info("stopped")
+    if not flight_stopped:
+        # A Flight call is still blocked inside gRPC (e.g. an idle DoPut stream) and would hold the
+        # interpreter's exit forever; everything is flushed and the WAL is closed, so exit now.
+        logging.shutdown()
+        os._exit(0)
     return 0
 
 
