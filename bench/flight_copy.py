@@ -379,7 +379,7 @@ def main() -> int:
 
     print()
     print_table(
-        ["case", "rows", "secs", "rows/s", "ack p50 ms", "ack p99 ms", "server CPU s"],
+        ["case", "rows", "secs", "rows/s", "ack p50 ms", "ack p99 ms", "server CPU s", "server CPU µs/row"],
         [
             [
                 k,
@@ -389,6 +389,7 @@ def main() -> int:
                 f"{r['ack_p50_ms']:.1f}",
                 f"{r['ack_p99_ms']:.1f}",
                 f"{r['server_cpu_s']:.1f}",
+                f"{r['server_cpu_s'] / r['rows'] * 1e6:.2f}",
             ]
             for k, r in results.items()
         ],
@@ -409,6 +410,13 @@ def main() -> int:
     )
     print(f"  COPY best / INSERT (TimeFusion): {best_copy / ins:.1f}")
     print(f"  Flight narrow best / INSERT (TimeFusion): {best_flight / ins:.1f}")
+    print("  server CPU per row, TimeFusion / PostgreSQL (lower is better; robust on a shared machine):")
+    for fmt in ("text", "binary"):
+        ours = results[f"COPY {fmt}, 1 conn: timefusion"]
+        theirs = results[f"COPY {fmt}, 1 conn: postgresql"]
+        ratio = (ours["server_cpu_s"] / ours["rows"]) / max(theirs["server_cpu_s"] / theirs["rows"], 1e-12)
+        print(f"    COPY {fmt}: {ratio:.2f}")
+    print(f"  load average during the run: {os.getloadavg()[0]:.1f} (2 cores shared with other processes)")
     save_json(args.out, {"args": vars(args), "results": results})
     return 0
 

@@ -12,6 +12,8 @@ import csv
 import datetime as dt
 import io
 import os
+import socket
+import struct
 import subprocess
 from collections import Counter
 from collections.abc import Iterator
@@ -455,3 +457,95 @@ def test_copy_to_rows_parse_in_psycopg_and_bad_query(srv: TimeFusionServer) -> N
             copy_out(conn, f"COPY (SELECT nope FROM {T}) TO STDOUT")
         assert caught.value.sqlstate == "42703"
         assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+# -- the sub-protocol, message by message ------------------------------------------------------------
+
+
+class Raw:
+    """A bare protocol-v3 client (trust auth) that returns the backend's message types."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        params = b"user\0postgres\0database\0postgres\0\0"
+        self.sock.sendall(struct.pack("!ii", 8 + len(params), 196608) + params)
+        assert self.until_ready()[-1] == "Z"
+
+    def send(self, kind: bytes, body: bytes = b"") -> None:
+        self.sock.sendall(kind + struct.pack("!i", len(body) + 4) + body)
+
+    def read(self) -> tuple[str, bytes]:
+        head = self._exact(5)
+        kind, length = head[:1].decode(), struct.unpack("!i", head[1:])[0]
+        return kind, self._exact(length - 4)
+
+    def _exact(self, n: int) -> bytes:
+        buf = b""
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            assert chunk, "server closed the connection"
+            buf += chunk
+        return buf
+
+    def until_ready(self) -> list[str]:
+        kinds = []
+        while True:
+            kind, body = self.read()
+            kinds.append(kind if kind != "E" else "E:" + body.split(b"\0C", 1)[1][:5].decode())
+            if kind == "Z":
+                return kinds
+
+    def until(self, kind: str) -> list[str]:
+        kinds = []
+        while True:
+            k, _ = self.read()
+            kinds.append(k)
+            if k == kind:
+                return kinds
+
+
+@pytest.fixture(scope="module")
+def trust_srv() -> Iterator[TimeFusionServer]:
+    with running_server(env={"TIMEFUSION_ALLOW_INSECURE_AUTH": "true", "PGWIRE_PASSWORD": ""}) as server:
+        yield server
+
+
+def test_extended_protocol_error_mid_copy_skips_to_sync(trust_srv: TimeFusionServer) -> None:
+    c = Raw(trust_srv.port)
+    sql = f"COPY {T} (project_id, timestamp, duration) FROM STDIN".encode()
+    c.send(b"P", b"\0" + sql + b"\0\0\0")
+    c.send(b"B", b"\0\0" + b"\0\0" + b"\0\0" + b"\0\0")
+    c.send(b"E", b"\0\0\0\0\0")
+    c.send(b"H")
+    assert c.until("G") == ["1", "2", "G"]  # ParseComplete, BindComplete, CopyInResponse
+    c.send(b"d", b"cp-raw-ext\t2025-01-01\tnot a number\n")
+    c.send(b"c")
+    c.send(b"d", b"dropped after the error\n")  # ignored until Sync, as PostgreSQL does
+    c.send(b"S")
+    assert c.until_ready() == ["E:22P02", "Z"]
+    c.send(b"Q", b"SELECT 1\0")
+    assert c.until_ready() == ["T", "D", "C", "Z"]
+
+
+def test_simple_protocol_copy_fail_and_stray_copy_data(trust_srv: TimeFusionServer) -> None:
+    c = Raw(trust_srv.port)
+    c.send(b"Q", f"COPY {T} (project_id, timestamp) FROM STDIN\0".encode())
+    assert c.until("G") == ["G"]
+    c.send(b"d", b"cp-raw-fail\t2025-01-01\n")
+    c.send(b"f", b"client gave up\0")
+    assert c.until_ready() == ["E:57014", "Z"]
+    c.send(b"d", b"late data\n")  # CopyData after the COPY ended is dropped
+    c.send(b"c")
+    c.send(b"Q", f"SELECT count(*) FROM {T} WHERE project_id = 'cp-raw-fail'\0".encode())
+    kinds = c.until_ready()
+    assert kinds == ["T", "D", "C", "Z"]
+
+
+def test_unexpected_message_during_copy_in_is_an_error(trust_srv: TimeFusionServer) -> None:
+    c = Raw(trust_srv.port)
+    c.send(b"Q", f"COPY {T} (project_id, timestamp) FROM STDIN\0".encode())
+    assert c.until("G") == ["G"]
+    c.send(b"Q", b"SELECT 1\0")
+    assert c.until_ready() == ["E:08P01", "Z"]
+    c.send(b"Q", b"SELECT 1\0")
+    assert c.until_ready() == ["T", "D", "C", "Z"]
