@@ -409,6 +409,8 @@ def copy_out(conn: psycopg.Connection, sql: str) -> bytes:
         "(FORMAT csv, DELIMITER '|', NULL 'NULL', QUOTE '''', FORCE_QUOTE (name))",
         "(DELIMITER ',', NULL '')",
         "WITH CSV HEADER FORCE QUOTE *",
+        "(DELIMITER ' ')",
+        "(FORMAT csv, DELIMITER ':')",
     ],
 )
 def test_copy_to_matches_postgresql(srv: TimeFusionServer, pg: PgServer, options: str) -> None:

@@ -1150,11 +1150,13 @@ def _check_projects(table: pa.Table, projects: frozenset[str] | None) -> None:
 
 # -- COPY TO ---------------------------------------------------------------------------------------
 
-_NEEDS_ESCAPE_KINDS = frozenset({"text", "bytea", "array", "json", "jsonb", "unknown"})
-
-
-def _kind_may_need_quoting(kind: str) -> bool:
-    return kind not in ("bool", "int2", "int4", "int8", "float4", "float8", "numeric", "uuid", "date")
+# Types whose text output is only digits, letters, white space and `-+:.`: with a delimiter, quote
+# and escape from _PLAIN_PUNCT their values never need escaping or quoting, so the check is skipped.
+_PLAIN_KINDS = frozenset(
+    {"bool", "int2", "int4", "int8", "oid", "float4", "float8", "numeric", "uuid", "date", "time",
+     "timestamp", "timestamptz", "interval"}
+)  # fmt: skip
+_PLAIN_PUNCT = frozenset("\t,|;\"'")
 
 
 class Encoder:
@@ -1165,6 +1167,7 @@ class Encoder:
         self.schema = schema
         self.binary = spec.format == "binary"
         self.plan = _plan(schema, 1 if self.binary else 0, json_columns)
+        self.plain_punct = {spec.delimiter, spec.quote, spec.escape} <= _PLAIN_PUNCT
         if spec.force_quote is True:
             self.force = set(schema.names)
         else:
@@ -1229,7 +1232,7 @@ class Encoder:
         if spec.format == "csv":
             quote, escape = spec.quote or '"', spec.escape or '"'
             forced = i is not None and self.schema.names[i] in self.force
-            if not forced and not _kind_may_need_quoting(kind):
+            if not forced and kind in _PLAIN_KINDS and self.plain_punct:
                 return values
             special = "[" + re.escape(delim + quote + escape) + "\\r\\n]"
             need = pc.match_substring_regex(values, special)
@@ -1247,7 +1250,7 @@ class Encoder:
             if forced:
                 return quoted
             return pc.if_else(need, quoted, values)
-        if kind not in _NEEDS_ESCAPE_KINDS and kind != "text":
+        if kind in _PLAIN_KINDS and self.plain_punct:
             return values
         special = r"[\\\x08\x0c\n\r\t\x0b" + re.escape(delim) + "]"
         if not pc.any(pc.match_substring_regex(values, special)).as_py():
