@@ -551,3 +551,18 @@ def test_unexpected_message_during_copy_in_is_an_error(trust_srv: TimeFusionServ
     assert c.until_ready() == ["E:08P01", "Z"]
     c.send(b"Q", b"SELECT 1\0")
     assert c.until_ready() == ["T", "D", "C", "Z"]
+
+
+def test_header_match(srv: TimeFusionServer) -> None:
+    sql = f"COPY {T} (project_id, timestamp, id) FROM STDIN (FORMAT csv, HEADER match)"
+    with srv.connect() as conn, conn.cursor() as cur:
+        with cur.copy(sql) as copy:
+            copy.write("project_id,timestamp,id\ncp-match,2025-02-01 10:00:00,m1\n")
+        assert cur.statusmessage == "COPY 1"
+        with pytest.raises(psycopg.Error) as caught, cur.copy(sql) as copy:
+            copy.write("project_id,ts,id\ncp-match,2025-02-01 10:00:00,m2\n")
+        assert caught.value.sqlstate == "22P04"
+        assert 'column name mismatch in header line field: got "ts", expected "timestamp"' in str(
+            caught.value
+        )
+        assert conn.execute(f"SELECT count(*) FROM {T} WHERE project_id = 'cp-match'").fetchone() == (1,)
