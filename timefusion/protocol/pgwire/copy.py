@@ -627,16 +627,14 @@ class TextDecoder(Decoder):
         return chunk
 
     def _take_header(self, chunk: bytes) -> bytes:
-        first = self._boundary(chunk) if self.spec.format == "csv" else chunk.find(b"\n") + 1
-        if self.spec.format == "csv":  # the first record only
-            end = chunk.find(b"\n") + 1
+        """Drop the header line (checking the names for HEADER MATCH); returns the rest."""
+        end = chunk.find(b"\n") + 1
+        if self.spec.format == "csv":  # the first record, which may hold quoted newlines
             quote = self.spec.quote.encode()  # type: ignore[union-attr]
             while end and chunk.count(quote, 0, end) % 2:
                 nxt = chunk.find(b"\n", end)
                 end = nxt + 1 if nxt >= 0 else 0
-            first = end or len(chunk)
-        elif first == 0:
-            first = len(chunk)
+        first = end or len(chunk)
         header, rest = chunk[:first], chunk[first:]
         self.header_done = True
         self.line += 1
