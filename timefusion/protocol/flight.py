@@ -163,6 +163,11 @@ class FlightServer(flight.FlightServerBase):
             self._put_stream(db, self._table_name(descriptor, db), reader, writer)
         except pa.ArrowException as e:
             raise _shallow(e) from None
+        except Exception as e:  # a bug costs this call, never the server; the log has the details
+            log.exception("Arrow Flight call failed")
+            raise flight.FlightInternalError(
+                f"internal error: {_first_line(e)}; see the server log"
+            ) from None
         finally:
             with self._lock:
                 self._active -= 1
@@ -246,6 +251,11 @@ class FlightServer(flight.FlightServerBase):
             result = self._plan(db, sql)
         except pa.ArrowException as e:
             raise _shallow(e) from None
+        except Exception as e:  # a bug costs this call, never the server; the log has the details
+            log.exception("Arrow Flight call failed")
+            raise flight.FlightInternalError(
+                f"internal error: {_first_line(e)}; see the server log"
+            ) from None
         endpoint = flight.FlightEndpoint(sql.encode("utf-8"), [])
         return flight.FlightInfo(result.schema, descriptor, [endpoint], -1, -1)
 
@@ -261,6 +271,11 @@ class FlightServer(flight.FlightServerBase):
             result = self._plan(db, sql)
         except pa.ArrowException as e:
             raise _shallow(e) from None
+        except Exception as e:  # a bug costs this call, never the server; the log has the details
+            log.exception("Arrow Flight call failed")
+            raise flight.FlightInternalError(
+                f"internal error: {_first_line(e)}; see the server log"
+            ) from None
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
