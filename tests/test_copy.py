@@ -12,6 +12,7 @@ import csv
 import datetime as dt
 import io
 import os
+import re
 import socket
 import struct
 import subprocess
@@ -566,3 +567,14 @@ def test_header_match(srv: TimeFusionServer) -> None:
             caught.value
         )
         assert conn.execute(f"SELECT count(*) FROM {T} WHERE project_id = 'cp-match'").fetchone() == (1,)
+
+
+def test_readme_copy_example_runs(srv: TimeFusionServer, capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Bulk load with COPY", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```python\n(.*?)```", section, re.S)
+    assert block is not None
+    dsn = "postgresql://postgres:postgres@localhost:5432/postgres"
+    assert dsn in block.group(1)
+    exec(compile(block.group(1).replace(dsn, srv.url), "README.md", "exec"), {})
+    assert capsys.readouterr().out.strip() == "COPY 1"
