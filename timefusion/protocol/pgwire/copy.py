@@ -11,7 +11,7 @@ column-wise on a worker thread while the next one arrives — text and CSV with 
 and gathers every column's bytes with numpy. At CopyDone the parsed rows go through the one ingest
 entry point (`TimeFusion.ingest`: coerce → WAL fsync → buffer) as ONE batch, so a COPY is atomic and
 `COPY n` is sent once the rows are durable. A COPY larger than :data:`PART_BYTES` of parsed Arrow
-data is stored in parts of that size as it arrives (each part atomic and durable); an error after
+data (or an eighth of the buffer's memory limit) is stored in parts of that size as it arrives (each part atomic and durable); an error after
 the first part leaves the earlier parts stored, and the error says how many rows were stored. An
 error mid-copy (bad value, CopyFail, an unexpected message) is an ErrorResponse at once; the
 connection then drops CopyData/CopyDone/CopyFail until the end of the query (simple protocol) or the
@@ -1067,6 +1067,8 @@ async def copy_from_stdin(conn: Connection, spec: CopySpec) -> int:
     columns = _columns(spec, schema)
     decoder: Decoder = (BinaryDecoder if spec.format == "binary" else TextDecoder)(spec, schema, columns)
     projects = conn.server.projects
+    # the coerced batch (all table columns) is several times the parsed one: keep it well inside the buffer
+    part_limit = min(PART_BYTES, max(1 << 20, db.buffer.max_bytes // 8))
     conn.send(copy_in_response(spec.format == "binary", len(columns)))
     await conn.flush()
 
@@ -1113,7 +1115,7 @@ async def copy_from_stdin(conn: Connection, spec: CopySpec) -> int:
                     data = b"".join(chunks)
                     chunks, size = [], 0
                     inflight = asyncio.ensure_future(conn.in_thread(decoder.feed, data))
-                    if parsed_bytes >= PART_BYTES:
+                    if parsed_bytes >= part_limit:
                         await store()
             elif kind == b"c":
                 break
