@@ -578,3 +578,25 @@ def test_readme_copy_example_runs(srv: TimeFusionServer, capsys: pytest.CaptureF
     assert dsn in block.group(1)
     exec(compile(block.group(1).replace(dsn, srv.url), "README.md", "exec"), {})
     assert capsys.readouterr().out.strip() == "COPY 1"
+
+
+def test_copy_larger_than_a_part_is_stored_in_parts_and_says_so_on_error() -> None:
+    # a 64 MB buffer makes parts of 1 MB of parsed rows; 16 MB of rows are parsed in 4 MB chunks,
+    # so the bad last row comes after some parts were stored
+    with running_server(env={"TIMEFUSION_BUFFER_MAX_MEMORY_MB": "64"}) as server, server.connect() as conn:
+        n = 400_000
+        lines = "".join(f"cp-parts\t2025-02-01 10:00:{i % 60:02d}\tp{i}\n" for i in range(n))
+        with conn.cursor() as cur:
+            with cur.copy(f"COPY {T} (project_id, timestamp, id) FROM STDIN") as copy:
+                copy.write(lines)
+            assert cur.statusmessage == f"COPY {n}"
+            with (
+                pytest.raises(psycopg.Error) as caught,
+                cur.copy(f"COPY {T} (project_id, timestamp, id) FROM STDIN") as copy,
+            ):
+                copy.write(lines.replace("cp-parts", "cp-parts2") + "cp-parts2\tbad time\tx\n")
+        assert caught.value.sqlstate == "22P02"
+        stored = conn.execute(f"SELECT count(*) FROM {T} WHERE project_id = 'cp-parts2'").fetchone()[0]
+        assert 0 < stored < n
+        assert caught.value.diag.message_detail == f"{stored} rows of this COPY were stored before the error"
+        assert conn.execute(f"SELECT count(*) FROM {T} WHERE project_id = 'cp-parts'").fetchone() == (n,)

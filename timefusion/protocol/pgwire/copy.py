@@ -11,8 +11,9 @@ column-wise on a worker thread while the next one arrives — text and CSV with 
 and gathers every column's bytes with numpy. At CopyDone the parsed rows go through the one ingest
 entry point (`TimeFusion.ingest`: coerce → WAL fsync → buffer) as ONE batch, so a COPY is atomic and
 `COPY n` is sent once the rows are durable. A COPY larger than :data:`PART_BYTES` of parsed Arrow
-data (or an eighth of the buffer's memory limit) is stored in parts of that size as it arrives (each part atomic and durable); an error after
-the first part leaves the earlier parts stored, and the error says how many rows were stored. An
+data (or 1/64 of the buffer's memory limit) is stored in parts of that size as it arrives (each part
+atomic and durable); an error after the first part leaves the earlier parts stored, and the error's
+DETAIL says how many rows were stored. An
 error mid-copy (bad value, CopyFail, an unexpected message) is an ErrorResponse at once; the
 connection then drops CopyData/CopyDone/CopyFail until the end of the query (simple protocol) or the
 next Sync (extended protocol), as PostgreSQL does.
@@ -1067,8 +1068,8 @@ async def copy_from_stdin(conn: Connection, spec: CopySpec) -> int:
     columns = _columns(spec, schema)
     decoder: Decoder = (BinaryDecoder if spec.format == "binary" else TextDecoder)(spec, schema, columns)
     projects = conn.server.projects
-    # the coerced batch (all table columns) is several times the parsed one: keep it well inside the buffer
-    part_limit = min(PART_BYTES, max(1 << 20, db.buffer.max_bytes // 8))
+    # coerced to all table columns a part can be ten times its parsed size: keep it well inside the buffer
+    part_limit = min(PART_BYTES, max(1 << 20, db.buffer.max_bytes // 64))
     conn.send(copy_in_response(spec.format == "binary", len(columns)))
     await conn.flush()
 
@@ -1134,6 +1135,13 @@ async def copy_from_stdin(conn: Connection, spec: CopySpec) -> int:
         if spec.format == "binary" and not decoder.header_seen:  # type: ignore[attr-defined]
             raise PgError(BAD_COPY_FORMAT, "COPY file signature not recognized")
         await store()
+    except Exception as e:
+        if not stored or not getattr(e, "sqlstate", None):
+            raise
+        err = as_pg_error(e)
+        if not err.detail:
+            err.detail = f"{stored} rows of this COPY were stored before the error"
+        raise err from None
     finally:
         if inflight is not None:
             inflight.cancel()
