@@ -683,7 +683,7 @@ class TextDecoder(Decoder):
         read = pacsv.ReadOptions(
             column_names=names if check_width else None,
             autogenerate_column_names=not check_width,
-            block_size=8 << 20,
+            block_size=1 << 20,
         )
         if not check_width:
             convert = pacsv.ConvertOptions(null_values=[spec.null], strings_can_be_null=True)  # type: ignore[list-item]
