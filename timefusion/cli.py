@@ -58,7 +58,7 @@ async def _serve(config: Config) -> int:
         log.error("%s", e)
         await server.stop(0)
         if flight is not None:
-            await loop.run_in_executor(None, flight.stop, 0.0)
+            await loop.run_in_executor(None, flight.stop, 5.0)
         return 1
     server.attach(db)
     if flight is not None:
