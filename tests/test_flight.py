@@ -240,7 +240,9 @@ def test_sigterm_with_an_idle_doput_stream_still_exits_zero() -> None:
         assert json.loads(reader.read().to_pybytes()) == {"batch": 0, "rows": 20}
         rc, log = server.restart(signal.SIGTERM)  # the stream stays open and idle meanwhile
         assert rc == 0, log
-        assert "still running after" in log and "stopped" in log
+        # gRPC may end the idle call at shutdown or leave it blocked ("still running after … s"): either
+        # way the buffer is flushed and the process exits 0
+        assert "stopped" in log
         assert count(server, "put-idle") == 20
         with pytest.raises(fl.FlightError):
             writer.write_batch(batch)
