@@ -23,6 +23,7 @@ def serve(env: dict[str, str]) -> subprocess.Popen[str]:
         "PGWIRE_PORT": "0",
         "TIMEFUSION_PGWIRE_HOST": "127.0.0.1",
         "TIMEFUSION_ALLOW_INSECURE_AUTH": "true",
+        "TIMEFUSION_FLIGHT_ENABLED": "false",  # its fixed default port may be taken by a parallel run
     }
     return subprocess.Popen(
         [sys.executable, "-m", "timefusion.cli", "serve"],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 
@@ -38,6 +39,15 @@ async def _serve(config: Config) -> int:
     except OSError as e:
         log.error("cannot listen on %s:%d: %s", config.pgwire_host, config.pgwire_port, e)
         return 1
+    # Arrow Flight: listens now and answers UNAVAILABLE until replay is done, like pgwire's 57P03
+    from timefusion.protocol.flight import start_flight
+
+    try:
+        flight = start_flight(config, server.projects)
+    except Exception as e:  # pyarrow reports a busy port as a generic Arrow error
+        log.error("cannot start Arrow Flight on %s:%d: %s", config.grpc_host, config.grpc_port, e)
+        await server.stop(0)
+        return 1
     db = TimeFusion(config)
     opening = loop.run_in_executor(None, db.open)
     stopped = asyncio.ensure_future(stop.wait())
@@ -47,14 +57,28 @@ async def _serve(config: Config) -> int:
     except (StartupError, WalLockedError, OSError) as e:
         log.error("%s", e)
         await server.stop(0)
+        if flight is not None:
+            await loop.run_in_executor(None, flight.stop, 5.0)
         return 1
     server.attach(db)
+    if flight is not None:
+        flight.attach(db)
     await stopped
     log.info("shutting down: no new connections; running statements get %.0f s", config.shutdown_grace_secs)
+    if flight is not None:
+        flight.stopping = True  # refuse new Flight calls and batches while pgwire drains
     await server.stop(config.shutdown_grace_secs)
+    flight_stopped = True
+    if flight is not None:  # before the final flush: no ack may follow the WAL's close
+        flight_stopped = await loop.run_in_executor(None, flight.stop, config.shutdown_grace_secs)
     log.info("flushing the buffer to storage")
     await loop.run_in_executor(None, db.close)
     log.info("stopped")
+    if not flight_stopped:
+        # A Flight call is still blocked inside gRPC (e.g. an idle DoPut stream) and would hold the
+        # interpreter's exit forever; everything is flushed and the WAL is closed, so exit now.
+        logging.shutdown()
+        os._exit(0)
     return 0
 
 

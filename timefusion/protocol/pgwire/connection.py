@@ -23,6 +23,7 @@ import pyarrow as pa
 import scramp
 
 from timefusion.protocol.pgwire import messages as msg
+from timefusion.protocol.pgwire.copy import run_copy
 from timefusion.protocol.pgwire.encode import encode_batch, encode_batch_chunks, row_description
 from timefusion.protocol.pgwire.errors import (
     ADMIN_SHUTDOWN,
@@ -575,6 +576,9 @@ class Connection:
                 self.send(row_description(schema, portal.result_formats, self.json_columns(schema)))
             cursor.result_formats = portal.result_formats
             await self.stream(cursor, count, tag=statement.kind.upper(), send=statement.kind == "fetch")
+            return
+        if statement.kind == "copy":  # the COPY sub-protocol (pgwire/copy.py)
+            self.send(msg.command_complete(await run_copy(self, statement.sql)))
             return
         outcome = await self.command(statement, portal.params)
         if outcome.schema is not None and describe:

@@ -53,6 +53,8 @@ def classify(sql: str) -> Statement:
         return Statement("query", sql)
     if head == "insert":
         return Statement("insert", sql)
+    if head == "copy":
+        return Statement("copy", sql)
     if head in ("begin", "start"):
         return Statement("begin", sql, "BEGIN")
     if head in ("commit", "end"):
