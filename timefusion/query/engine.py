@@ -42,6 +42,8 @@ _ERROR_CODES: tuple[tuple[str, str], ...] = (
     (r"table '.*' not found|No table named|table .* not found", "42P01"),
     (r"No field named|Schema error: No field|column .* not found", "42703"),
     (r"invalid input syntax for type json|malformed array literal", "22P02"),
+    (r"must appear in the GROUP BY clause|GROUP BY clause or be used in an aggregate", "42803"),
+    (r"regex parse error|Invalid regex", "2201B"),
     (r"Cast error|Cannot cast|cannot be cast|Failed to parse|Parser error: Error parsing", "22P02"),
     (r"Divide by zero|divide by zero", "22012"),
     (r"Arithmetic overflow|Overflow", "22003"),

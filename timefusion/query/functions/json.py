@@ -393,11 +393,11 @@ def _needle(text: str) -> Any:
         raise JsonError(f"invalid input syntax for type json: {text!r}") from None
 
 
-def _contains_text(doc: str, needle: Any) -> bool | None:
+def _contains_text(doc: str, needle: Any) -> bool:
     try:
         return contains(loads(doc), needle)
-    except ValueError:
-        return None
+    except ValueError:  # not JSON: contains nothing (as the compiled path finds)
+        return False
 
 
 def json_quote(values: pa.Array) -> pa.Array:

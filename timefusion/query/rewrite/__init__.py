@@ -15,6 +15,7 @@
   sketches.py     percentile_agg/approx_percentile, approx_count_distinct/distinct_count → native
   time_zone.py    AT TIME ZONE / at_time_zone() / extract_epoch() with PostgreSQL's meaning
   to_char.py      to_char(ts, PostgreSQL format) → native chrono to_char pieces
+  interval_math.py  interval * number, number * interval, interval / number
   arrays.py       array_length(a, 1): NULL for an empty array, int4
   json_ops.py     -> ->> #> #>> @> ? jsonb_path_exists, ::json(b), json(b)_build_*, to_json(b) →
                   the vectorised tf_json_* UDFs of query/functions
@@ -55,6 +56,7 @@ from timefusion.query.rewrite.errors import RewriteError
 from timefusion.query.rewrite.fallback import referenced_tables, substitute_text, tokens
 from timefusion.query.rewrite.insert import split_insert
 from timefusion.query.rewrite.int_cast import round_int_casts
+from timefusion.query.rewrite.interval_math import rewrite_interval_math
 from timefusion.query.rewrite.json_ops import rewrite_json
 from timefusion.query.rewrite.names import column_names, name_projections
 from timefusion.query.rewrite.param_types import infer_tree, table_column_types
@@ -397,6 +399,8 @@ def _rewrite(
         "rollup",
     }:
         source = rewrite_sketches(source, schemas, copy=False)
+    if exp.Interval in kinds and (exp.Mul in kinds or exp.Div in kinds):
+        source = rewrite_interval_math(source, schemas, copy=False, resolver=resolver)
     if exp.AtTimeZone in kinds or functions & {"at_time_zone", "extract_epoch"}:
         source = rewrite_time_zones(source, schemas, copy=False, resolver=resolver)
     if "tf_pg_to_char" in functions:

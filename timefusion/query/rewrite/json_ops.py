@@ -112,6 +112,10 @@ def _path_steps(path: exp.Expression, pound: bool) -> list:
         inner = text[1:-1].strip()
         items = [s.strip().strip('"') for s in inner.split(",")] if inner else []
         return [[s] for s in items]
+    if isinstance(path, exp.Neg) and isinstance(path.this, exp.Literal) and not path.this.is_string:
+        return [-int(path.this.name)]
+    if isinstance(path, exp.Literal):
+        return [path.name if path.is_string else int(path.name)]
     if not isinstance(path, exp.JSONPath):
         raise RewriteError("-> and ->> need a constant key or index", "0A000")
     steps: list = []
@@ -161,7 +165,7 @@ def _rewrite(node: exp.Expression, resolver: TypeResolver) -> exp.Expression | N
         if name in _TO_JSON:
             if len(node.expressions) != 1:
                 raise RewriteError(f"function {name}() takes one argument", "42883")
-            return _call("tf_json", to_json(node.expressions[0], resolver))
+            return _call("tf_json", to_json(node.expressions[0], resolver, null="sql"))
         if name in _BUILD:
             return _call("tf_json", _build(name, node.expressions, resolver))
     return None
@@ -211,10 +215,15 @@ def _path_exists(node: exp.Anonymous) -> exp.Expression:
     return _call(EXISTS, _text(doc), exp.Literal.string(json.dumps(steps)))
 
 
-def to_json(node: exp.Expression, resolver: TypeResolver) -> exp.Expression:
-    """SQL that computes PostgreSQL's JSON text of `node` (NULL → JSON null)."""
+def to_json(node: exp.Expression, resolver: TypeResolver, null: str = "json") -> exp.Expression:
+    """SQL that computes PostgreSQL's JSON text of `node`: NULL → JSON null inside json_build_*,
+    SQL NULL for to_json itself (`null="sql"`; the function is strict)."""
     if isinstance(node, exp.Null):
-        return exp.Literal.string("null")
+        return (
+            exp.Literal.string("null")
+            if null == "json"
+            else exp.Cast(this=exp.Null(), to=exp.DataType.build("TEXT"))
+        )
     if is_json(node, resolver):
         inner = node
         if isinstance(inner, exp.Anonymous) and inner.name in ("tf_json", "tf_jsonb"):
@@ -238,9 +247,29 @@ def to_json(node: exp.Expression, resolver: TypeResolver) -> exp.Expression:
             value = _call("tf_json_quote", _call("to_char", node.copy(), exp.Literal.string(fmt)))
         elif kind in ("text", "unknown", "date"):
             value = _call("tf_json_quote", exp.Cast(this=node.copy(), to=exp.DataType.build("TEXT")))
+        elif kind is None:  # decided by the value's Arrow type when the statement runs
+            value = _by_arrow_type(node)
         else:
-            raise RewriteError(f"to_json of a {kind or 'value of unknown type'} is not supported", "0A000")
+            raise RewriteError(f"to_json of a value of type {kind} is not supported", "0A000")
+    if null == "sql":
+        return value
     return exp.Coalesce(this=value, expressions=[exp.Literal.string("null")])
+
+
+def _by_arrow_type(node: exp.Expression) -> exp.Expression:
+    kind = exp.Anonymous(this="arrow_typeof", expressions=[node.copy()])
+    numeric = exp.RegexpLike(this=kind.copy(), expression=exp.Literal.string("^(U?Int|Float|Decimal)"))
+    as_text = exp.Cast(this=node.copy(), to=exp.DataType.build("TEXT"))
+    return exp.Case(
+        ifs=[
+            exp.If(this=numeric, true=as_text),
+            exp.If(
+                this=exp.EQ(this=kind.copy(), expression=exp.Literal.string("Boolean")),
+                true=exp.Anonymous(this="lower", expressions=[as_text.copy()]),
+            ),
+        ],
+        default=_call("tf_json_quote", as_text.copy()),
+    )
 
 
 def _concat(parts: list[exp.Expression]) -> exp.Expression:
@@ -264,9 +293,9 @@ def _build(name: str, args: list[exp.Expression], resolver: TypeResolver) -> exp
     if len(args) % 2:
         raise RewriteError(f"{name}(): argument list must have even number of elements", "22023")
     pairs = [(args[i], args[i + 1]) for i in range(0, len(args), 2)]
-    for key, _ in pairs:
+    for i, (key, _) in enumerate(pairs):
         if isinstance(key, exp.Null):
-            raise RewriteError(f"{name}(): null value not allowed for object key", "22004")
+            raise RewriteError(f"argument {2 * i + 1} cannot be null", "22023")
     if binary and all(isinstance(k, exp.Literal) for k, _ in pairs):
         last = {k.name: (k, v) for k, v in pairs}  # jsonb: the last duplicate wins, keys sorted
         pairs = [last[k] for k in sorted(last, key=lambda s: (len(s.encode()), s.encode()))]

@@ -7,6 +7,7 @@ timestamptz. DataFusion's AT TIME ZONE only relabels the zone (and returns nanos
     timestamptz → to_local_time(arrow_cast(ts, Timestamp(µs, zone)))  cast to Timestamp(µs, None)
     timestamp   → arrow_cast(ts, Timestamp(µs, zone)) (Arrow reads it as local time), then to UTC
 
+A numeric zone ('+05:30') is read the POSIX way, as PostgreSQL does: hours *west* of Greenwich.
 `extract_epoch(ts)` (TimeFusion's) is `date_part('epoch', ts)`. The zone must be a constant name
 ('UTC', 'America/New_York') or offset ('+02:00'); an unknown zone is PostgreSQL's error 22023.
 """
@@ -71,8 +72,8 @@ def _zone_name(zone: exp.Expression) -> str:
     if not (isinstance(zone, exp.Literal) and zone.is_string):
         raise RewriteError("AT TIME ZONE needs a constant time zone", "0A000")
     name = zone.name.strip()
-    if _OFFSET.match(name):
-        return name
+    if _OFFSET.match(name):  # POSIX: '+05:30' is 5:30 *west* of Greenwich, as PostgreSQL reads it
+        return ("-" if name[0] == "+" else "+") + name[1:]
     if name.upper() in ("UTC", "Z", "GMT", "ETC/UTC"):
         return "UTC"
     try:

@@ -67,7 +67,7 @@ _NUMBERS: dict[str, tuple[str, str]] = {
 _TOKEN = re.compile(
     r'"((?:[^"\\]|\\.)*)"|(FM)?(MONTH|Month|month|MON|Mon|mon|DAY|Day|day|DY|Dy|dy|A\.M\.|P\.M\.|a\.m\.|'
     r"p\.m\.|AM|PM|am|pm)|(FM)?(Y,YYY|YYYY|IYYY|YYY|YY|HH24|HH12|HH|MI|SS|MS|US|MM|DDD|DD|ID|IW|Q|D|Y|TZ|tz|OF)"
-    r"|\\(.)|(.)",
+    r'|\\(")|(.)',  # a backslash escapes only a double quote (other backslashes are printed)
     re.DOTALL | re.IGNORECASE,
 )
 
