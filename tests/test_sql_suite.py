@@ -33,9 +33,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg.types.string import TextLoader
-
 from pgwire_server import server  # noqa: F401
+from psycopg.types.string import TextLoader
 
 SQL_DIR = Path(__file__).parent / "sql"
 FILES = sorted(SQL_DIR.glob("*.test"))
