@@ -8,6 +8,11 @@ values that PostgreSQL would re-format) back to Python.
 `json_spans` finds, for every row, the byte span of the value at a path (object keys / array
 indexes), like PostgreSQL's `#>`. Status per row: 0 = NULL (SQL NULL, path missing, not a container,
 invalid JSON), 1 = found (`starts`/`ends`), 2 = undecided (a key with escapes: Python decides).
+
+Duplicate keys in one object: the scan stops at the first member with the key (PostgreSQL's jsonb
+keeps the last). Checking for a later duplicate means reading the rest of every row, which cost more
+than the lookup itself; OpenTelemetry exporters serialise maps and never write duplicate keys. Where
+the kernel hands a row to Python (escaped keys), the last duplicate wins as in jsonb.
 """
 
 from __future__ import annotations
@@ -17,6 +22,11 @@ from numba import njit
 
 NULL, FOUND, SLOW = 0, 1, 2
 NO_INDEX = np.iinfo(np.int64).min  # a path step that is not an integer (never an array index)
+# byte classes for skipping containers: 1 quote, 2 opening bracket, 3 closing bracket, 0 anything else
+_CLASS = np.zeros(256, dtype=np.uint8)
+_CLASS[34] = 1
+_CLASS[123] = _CLASS[91] = 2
+_CLASS[125] = _CLASS[93] = 3
 
 
 @njit(cache=True, nogil=True)
@@ -57,20 +67,32 @@ def _value_end(d, i, end):  # pragma: no cover - compiled
         return j
     if c == 123 or c == 91:
         depth = 0
+        cls = _CLASS
         while i < end:
-            c = d[i]
-            if c == 34:
-                i, _ = _string_end(d, i, end)
-                if i < 0:
+            k = cls[d[i]]
+            if k == 0:
+                i += 1
+            elif k == 1:
+                i += 1
+                while i < end:  # inside a string: only a backslash or the closing quote matter
+                    c = d[i]
+                    if c == 92:
+                        i += 2
+                    elif c == 34:
+                        break
+                    else:
+                        i += 1
+                if i >= end:
                     return -1
-                continue
-            if c == 123 or c == 91:
+                i += 1
+            elif k == 2:
                 depth += 1
-            elif c == 125 or c == 93:
+                i += 1
+            else:
                 depth -= 1
+                i += 1
                 if depth == 0:
-                    return i + 1
-            i += 1
+                    return i
         return -1
     j = i
     while j < end:
@@ -85,12 +107,16 @@ def _value_end(d, i, end):  # pragma: no cover - compiled
 def _lookup(d, start, end, keys, key_offs, is_key, idx, nsteps):  # pragma: no cover - compiled
     """(status, value start, value end) of the path in one document."""
     i = _ws(d, start, end)
-    vend = _value_end(d, i, end)
-    if vend < 0:
+    if i >= end:
         return NULL, 0, 0
+    vend = -1
+    if nsteps == 0:
+        vend = _value_end(d, i, end)
+        if vend < 0:
+            return NULL, 0, 0
     for step in range(nsteps):
         c = d[i]
-        if c == 123:  # object: the last member with this key wins (jsonb keeps the last duplicate)
+        if c == 123:  # object: the member with this key
             if not is_key[step]:
                 return NULL, 0, 0
             k0 = key_offs[step]
@@ -127,6 +153,8 @@ def _lookup(d, start, end, keys, key_offs, is_key, idx, nsteps):  # pragma: no c
                 if found_s == -2:
                     found_s = vs
                     found_e = ve
+                    if not slow:
+                        break  # the first match: see the module docstring on duplicate keys
                 i = _ws(d, ve, end)
                 if i < end and d[i] == 44:
                     i = _ws(d, i + 1, end)
