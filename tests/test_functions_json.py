@@ -22,7 +22,9 @@ SCALARS = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(-(10**12), 10**12),
-    st.sampled_from(["1.50", "-0.25", "1e2", "3E-2"]).map(lambda s: json.loads(s, parse_float=lambda x: J.Decimal(x))),
+    st.sampled_from(["1.50", "-0.25", "1e2", "3E-2"]).map(
+        lambda s: json.loads(s, parse_float=lambda x: J.Decimal(x))
+    ),
     st.text(alphabet=st.sampled_from('ab"\\\n\té€ {}[],:'), max_size=6),
 )
 VALUES = st.recursive(
@@ -41,7 +43,9 @@ def dumps(value: object, spaced: bool) -> str:
             return str(v)
         if isinstance(v, dict):
             sep = ": " if spaced else ":"
-            return "{" + (", " if spaced else ",").join(json.dumps(k) + sep + enc(x) for k, x in v.items()) + "}"
+            return (
+                "{" + (", " if spaced else ",").join(json.dumps(k) + sep + enc(x) for k, x in v.items()) + "}"
+            )
         if isinstance(v, list):
             return "[" + (", " if spaced else ",").join(enc(x) for x in v) + "]"
         return json.dumps(v, ensure_ascii=spaced)
@@ -59,8 +63,10 @@ def reference(text: str | None, path: list, as_text: bool) -> str | None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(docs=st.lists(st.one_of(st.none(), st.tuples(VALUES, st.booleans())), min_size=1, max_size=8),
-       path=st.lists(STEP, max_size=3))
+@given(
+    docs=st.lists(st.one_of(st.none(), st.tuples(VALUES, st.booleans())), min_size=1, max_size=8),
+    path=st.lists(STEP, max_size=3),
+)
 def test_get_matches_reference(docs: list, path: list) -> None:
     texts = [None if d is None else dumps(d[0], d[1]) for d in docs]
     arr = pa.array(texts, pa.string())
@@ -88,7 +94,13 @@ def test_sliced_arrays_and_invalid_rows() -> None:
     arr = pa.array(['{"a":1}', '{"a":2}', "not json", '{"a":', None, '{"a":"x"}'])[1:]
     path = pa.array(['["a"]'] * len(arr))
     assert J.json_get_text(arr, path).to_pylist() == ["2", None, None, None, "x"]
-    assert J.json_contains(arr, pa.array(['{"a":2}'] * len(arr))).to_pylist() == [True, False, False, None, False]
+    assert J.json_contains(arr, pa.array(['{"a":2}'] * len(arr))).to_pylist() == [
+        True,
+        False,
+        False,
+        None,
+        False,
+    ]
 
 
 def test_contains_examples_from_postgres_docs() -> None:
@@ -98,8 +110,8 @@ def test_contains_examples_from_postgres_docs() -> None:
         ("[1, 2, 3]", "[3, 1]", True),
         ("[1, 2, 3]", "[1, 2, 2]", True),
         ('{"product": "PostgreSQL", "version": 9.4, "jsonb": true}', '{"version": 9.4}', True),
-        ('[1, 2, [1, 3]]', "[1, 3]", False),
-        ('[1, 2, [1, 3]]', "[[1, 3]]", True),
+        ("[1, 2, [1, 3]]", "[1, 3]", False),
+        ("[1, 2, [1, 3]]", "[[1, 3]]", True),
         ('{"foo": {"bar": "baz"}}', '{"bar": "baz"}', False),
         ('{"foo": {"bar": "baz"}}', '{"foo": {}}', True),
         ('["foo", "bar"]', '"foo"', True),

@@ -7,6 +7,7 @@
   params.py       `$1 … $n` bound to typed literals (an SQL-injection boundary)
   array_literals.py  `'{a,b}'::text[]` (and array text where the context wants an array) → ARRAY[…],
                   `a && b` → array_has_any
+  gapfill.py      time_bucket_gapfill with locf()/interpolate(): a grid of buckets LEFT JOIN the aggregate
   time_bucket.py  TimescaleDB `time_bucket` → `date_bin` with TimescaleDB's origin, µs result
   avg_numeric.py  AVG(integer/numeric) exact in decimal (PostgreSQL's numeric AVG), 16 decimals
   round_numeric.py  ROUND(x, n) in numeric (n places, exact halves), ROUND(float8) half to even
@@ -54,6 +55,7 @@ from timefusion.query.rewrite.arrays import rewrite_array_length
 from timefusion.query.rewrite.avg_numeric import exact_averages
 from timefusion.query.rewrite.errors import RewriteError
 from timefusion.query.rewrite.fallback import referenced_tables, substitute_text, tokens
+from timefusion.query.rewrite.gapfill import rewrite_gapfill
 from timefusion.query.rewrite.insert import split_insert
 from timefusion.query.rewrite.int_cast import round_int_casts
 from timefusion.query.rewrite.interval_math import rewrite_interval_math
@@ -383,6 +385,14 @@ def _rewrite(
     if exp.Parameter in kinds or params:
         tree = bind_params(tree, params, copy=False)
         source = tree.expression if isinstance(tree, exp.Insert) else tree
+    if "time_bucket_gapfill" in functions and isinstance(source, exp.Select):
+        source = rewrite_gapfill(source, schemas, now)  # a new tree: before any resolver is built
+        if isinstance(tree, exp.Insert):
+            tree.set("expression", source)
+        else:
+            tree = source
+        kinds |= {type(n) for n in source.walk()}
+        functions |= {n.name.lower() for n in source.find_all(exp.Anonymous)}
     # Array text: in the statement, or a bound text value (an array parameter sent as text).
     array_text = "{" in sql or any(isinstance(p, str) and "{" in p for p in params or ())
     # Rewrites share one resolver: none of them replaces a SELECT or a FROM source.
