@@ -180,3 +180,14 @@ def test_every_area_has_a_file() -> None:
     assert areas <= {p.stem for p in FILES}
     for path in FILES:
         assert parse(path), f"{path.name} has no records"
+
+
+def test_json_results_are_reported_as_jsonb(server) -> None:  # noqa: F811
+    """JSON columns, `->`/`#>` results, casts and builders come back typed jsonb (OID 3802);
+    `->>` results are text (25)."""
+    with server.connect() as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT attributes, attributes->'http', attributes#>'{a,b}', attributes->>'x', "
+            "'{}'::jsonb, json_build_object('a', 1) FROM otel_logs_and_spans LIMIT 0"
+        )
+        assert [d.type_code for d in cur.description] == [3802, 3802, 3802, 25, 3802, 3802]

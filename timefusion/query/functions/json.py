@@ -24,7 +24,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from timefusion.query.functions import jsonscan as K
+
+class _Kernels:
+    """The numba kernels, imported at first use: importing numba costs seconds, and most processes
+    (the ingest path, admin commands, a query without JSON) never need it."""
+
+    NULL, FOUND, SLOW = 0, 1, 2
+    NO_INDEX = -(2**63)
+
+    def __getattr__(self, name: str) -> Any:
+        from timefusion.query.functions import jsonscan
+
+        return getattr(jsonscan, name)
+
+
+K = _Kernels()
 
 JSON_FIELD = pa.field("json", pa.json_(pa.string()))
 Path = list[Any]  # str: an object key; int: an array index; [str]: a key, or an index on arrays (#>)
