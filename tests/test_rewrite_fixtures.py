@@ -29,7 +29,7 @@ from timefusion.query.rewrite.names import name_projections
 from timefusion.query.rewrite.params import bind_params
 from timefusion.query.rewrite.percentile import exact_percentiles
 from timefusion.query.rewrite.round_numeric import round_like_postgres
-from timefusion.query.rewrite.sketches import rewrite_sketches
+from timefusion.query.rewrite.sketches import protect_sketch_names, rewrite_sketches
 from timefusion.query.rewrite.time_bucket import rewrite_time_bucket
 from timefusion.query.rewrite.time_zone import rewrite_time_zones
 from timefusion.query.rewrite.to_char import protect_to_char, rewrite_to_char
@@ -105,7 +105,9 @@ REWRITES: dict[str, Callable[[exp.Expression, Case], exp.Expression]] = {
     ),
     "time_zone": lambda tree, case: rewrite_time_zones(tree, SCHEMAS),
     "interval_math": lambda tree, case: rewrite_interval_math(tree, SCHEMAS),
-    "sketches": lambda tree, case: rewrite_sketches(tree, SCHEMAS),
+    "sketches": lambda tree, case: rewrite_sketches(
+        sqlglot.parse_one(protect_sketch_names(case.sql), read="postgres"), SCHEMAS
+    ),
     "arrays": lambda tree, case: rewrite_array_length(tree, SCHEMAS),
 }
 CASES = [case for name in REWRITES for case in load(name)]

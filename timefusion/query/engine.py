@@ -44,6 +44,8 @@ _ERROR_CODES: tuple[tuple[str, str], ...] = (
     (r"invalid input syntax for type json|malformed array literal", "22P02"),
     (r"must appear in the GROUP BY clause|GROUP BY clause or be used in an aggregate", "42803"),
     (r"regex parse error|Invalid regex", "2201B"),
+    (r"not an approx_count_distinct sketch|not a percentile_agg sketch|cannot merge percentile", "42883"),
+    (r"percentile value .* is not between 0 and 1", "22003"),
     (r"Cast error|Cannot cast|cannot be cast|Failed to parse|Parser error: Error parsing", "22P02"),
     (r"Divide by zero|divide by zero", "22012"),
     (r"Arithmetic overflow|Overflow", "22003"),

@@ -11,9 +11,10 @@ from functools import cache
 
 import pyarrow as pa
 from datafusion import SessionContext
-from datafusion.user_defined import ScalarUDF
+from datafusion.user_defined import AggregateUDF, ScalarUDF
 
 from timefusion.query.functions import json as J
+from timefusion.query.functions import sketches as S
 
 __all__ = ["register_functions"]
 
@@ -35,6 +36,38 @@ _UDFS: tuple[tuple[str, Callable[..., pa.Array], int, pa.Field], ...] = (
     ("tf_json", _identity_json, 1, J.JSON_FIELD),
     ("tf_jsonb", J.json_normalize, 1, J.JSON_FIELD),
 )
+_BINARY = pa.binary()
+
+
+@cache
+def _udafs() -> tuple[AggregateUDF, ...]:
+    return (
+        AggregateUDF("tf_percentile_agg", S.PercentileAgg, [pa.float64()], _BINARY, [_BINARY], "immutable"),
+        AggregateUDF(
+            "tf_approx_count_distinct", S.DistinctAgg, [pa.string()], _BINARY, [_BINARY], "immutable"
+        ),
+        AggregateUDF("tf_rollup", S.Rollup, [_BINARY], _BINARY, [_BINARY], "immutable"),
+    )
+
+
+@cache
+def _sketch_udfs() -> tuple[ScalarUDF, ...]:
+    return (
+        ScalarUDF(
+            "tf_approx_percentile",
+            S.approx_percentile,
+            [pa.field("q", pa.float64()), pa.field("s", _BINARY)],
+            pa.field("p", pa.float64()),
+            "immutable",
+        ),
+        ScalarUDF(
+            "tf_distinct_count",
+            S.distinct_count,
+            [pa.field("s", _BINARY)],
+            pa.field("n", pa.int64()),
+            "immutable",
+        ),
+    )
 
 
 @cache
@@ -47,5 +80,7 @@ def _udfs() -> tuple[ScalarUDF, ...]:
 
 def register_functions(ctx: SessionContext) -> None:
     """Register every TimeFusion UDF in `ctx` (the UDF objects are built once per process)."""
-    for udf in _udfs():
+    for udf in (*_udfs(), *_sketch_udfs()):
         ctx.register_udf(udf)
+    for udaf in _udafs():
+        ctx.register_udaf(udaf)

@@ -68,7 +68,7 @@ from timefusion.query.rewrite.pgtypes import TypeResolver, arrow_of_datatype
 from timefusion.query.rewrite.placeholders import placeholder_spans, spaced, splice, values_rows
 from timefusion.query.rewrite.prune import UNBOUNDED, PruneSpec, extract_prune
 from timefusion.query.rewrite.round_numeric import round_like_postgres
-from timefusion.query.rewrite.sketches import rewrite_sketches
+from timefusion.query.rewrite.sketches import protect_sketch_names, rewrite_sketches
 from timefusion.query.rewrite.time_bucket import rewrite_time_bucket
 from timefusion.query.rewrite.time_zone import rewrite_time_zones
 from timefusion.query.rewrite.to_char import protect_to_char, rewrite_to_char
@@ -140,6 +140,12 @@ _JSON_FUNCTIONS = {
     "to_jsonb",
     "jsonb_path_exists",
 }
+# names renamed in the text before parsing (to_char.py, sketches.py) → their output column names
+_PROTECTED = {
+    "tf_pg_to_char": "to_char",
+    "tf_rollup": "rollup",
+    "tf_approx_count_distinct": "approx_count_distinct",
+}
 _LEADING_COMMENTS = re.compile(r"^(\s*(--[^\n]*(\n|$)|/\*.*?\*/))*\s*", re.DOTALL)
 
 
@@ -169,7 +175,11 @@ def prepare(
         return _passthrough(sql, params, schemas, tables=False, spans=spans)
     text = spaced(sql, spans) if spans else sql  # sqlglot misreads `$1,$2` without the space
     try:
-        statements = [s for s in sqlglot.parse(protect_to_char(text), read=DIALECT) if s is not None]
+        statements = [
+            s
+            for s in sqlglot.parse(protect_sketch_names(protect_to_char(text)), read=DIALECT)
+            if s is not None
+        ]
     except SqlglotError:
         return _passthrough(sql, params, schemas)
     if not statements:
@@ -367,8 +377,8 @@ def _rewrite(
     else:
         source = tree
         names = column_names(tree, sql)
-        if names is not None and "tf_pg_to_char" in names:  # see to_char.protect_to_char
-            names = tuple("to_char" if n == "tf_pg_to_char" else n for n in names)
+        if names is not None and any(n in _PROTECTED for n in names):  # see protect_to_char …
+            names = tuple(_PROTECTED.get(n, n) for n in names)
     if not isinstance(source, exp.Query | exp.Values):
         # DDL, UPDATE, DELETE, SET …: nothing of ours to rewrite; DataFusion decides.
         tables = {t: UNBOUNDED for t in referenced_tables(sql, schemas, tokens(sql))}
