@@ -111,6 +111,10 @@ EXPRESSIONS = [
     """json_build_array(1, 'two', NULL, true, 2.5)""",
     """to_json('tab\tquote" backslash\\'::text)""",
     """to_jsonb(42)""",
+    "to_jsonb(TIMESTAMPTZ '2025-01-17 10:00:00.25+00')",
+    "to_json(TIMESTAMPTZ '2025-01-17 10:00:00+00')",
+    "to_json(TIMESTAMP '2025-01-17 10:00:00.123456')",
+    "json_build_object('t', TIMESTAMPTZ '2025-01-17 10:00:00.5+00')",
     # time zones and intervals
     "TIMESTAMPTZ '2025-03-30 00:59:59+00' AT TIME ZONE 'Europe/Berlin'",
     "TIMESTAMPTZ '2025-03-30 01:00:00+00' AT TIME ZONE 'Europe/Berlin'",

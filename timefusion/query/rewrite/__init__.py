@@ -139,6 +139,7 @@ _JSON_FUNCTIONS = {
     "to_json",
     "to_jsonb",
     "jsonb_path_exists",
+    "row_to_json",
 }
 # names renamed in the text before parsing (to_char.py, sketches.py) → their output column names
 _PROTECTED = {

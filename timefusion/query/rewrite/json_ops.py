@@ -29,6 +29,7 @@ GET, GET_TEXT, CONTAINS, EXISTS = "tf_json_get", "tf_json_get_text", "tf_json_co
 JSON_RESULT = frozenset({GET, "tf_json", "tf_jsonb"})
 _BUILD = frozenset({"json_build_object", "jsonb_build_object", "json_build_array", "jsonb_build_array"})
 _TO_JSON = frozenset({"to_json", "to_jsonb"})
+_ROW = frozenset({"row_to_json"})
 _JSON_TYPES = (exp.DataType.Type.JSON, exp.DataType.Type.JSONB)
 _TRIGGERS = (
     exp.JSONExtract,
@@ -72,7 +73,7 @@ def _applies(node: exp.Expression) -> bool:
     if isinstance(node, exp.Cast):
         return node.to.this in _JSON_TYPES
     if isinstance(node, exp.Anonymous):
-        return node.name.lower() in _BUILD | _TO_JSON | {"jsonb_path_exists"}
+        return node.name.lower() in _BUILD | _TO_JSON | _ROW | {"jsonb_path_exists"}
     return True
 
 
@@ -80,7 +81,7 @@ def is_json(node: exp.Expression, resolver: TypeResolver) -> bool:
     """Whether `node` is JSON: one of our json columns, a cast to json(b), a JSON function's result."""
     if isinstance(node, exp.Paren):
         return is_json(node.this, resolver)
-    if isinstance(node, exp.Anonymous) and node.name.lower() in JSON_RESULT | _BUILD | _TO_JSON:
+    if isinstance(node, exp.Anonymous) and node.name.lower() in JSON_RESULT | _BUILD | _TO_JSON | _ROW:
         return True
     if isinstance(node, exp.Cast) and node.to.this in _JSON_TYPES:
         return True
@@ -168,7 +169,41 @@ def _rewrite(node: exp.Expression, resolver: TypeResolver) -> exp.Expression | N
             return _call("tf_json", to_json(node.expressions[0], resolver, null="sql"))
         if name in _BUILD:
             return _call("tf_json", _build(name, node.expressions, resolver))
+        if name in _ROW:
+            return _call("tf_json", _row_to_json(node, resolver))
     return None
+
+
+def _row_to_json(node: exp.Anonymous, resolver: TypeResolver) -> exp.Expression:
+    """row_to_json(alias): an object of the FROM item's columns, `{"a":1,"b":"x"}` (PostgreSQL's
+    row_to_json puts no spaces). Columns of our tables by their schema (json columns embedded),
+    a subquery's or CTE's by its output names (each value's JSON decided by its Arrow type)."""
+    if len(node.expressions) != 1 or not isinstance(node.expressions[0], exp.Column | exp.Table):
+        raise RewriteError("row_to_json() takes a table alias (row_to_json(t))", "0A000")
+    alias = node.expressions[0].name
+    scope = resolver.scope_of(node)
+    source = scope.sources.get(alias) if scope is not None else None
+    columns: list[tuple[str, bool]] = []  # (name, is json)
+    if isinstance(source, exp.Table):
+        schema = resolver.table_schema(source)
+        if schema is None:
+            raise RewriteError(f'row_to_json(): unknown table "{source.name}"', "42P01")
+        columns = [(c.name, c.is_json) for c in schema.columns]
+    elif source is not None and hasattr(source, "expression") and isinstance(source.expression, exp.Query):
+        selects = source.expression.selects
+        if any(isinstance(e, exp.Star) or (isinstance(e, exp.Column) and e.is_star) for e in selects):
+            raise RewriteError("row_to_json() over a subquery with * is not supported", "0A000")
+        columns = [(e.alias_or_name, is_json(e.unalias(), resolver)) for e in selects]
+    else:
+        raise RewriteError(f'row_to_json(): "{alias}" is not a table or subquery of the FROM clause', "0A000")
+    parts: list[exp.Expression] = [exp.Literal.string("{")]
+    for i, (name, json_column) in enumerate(columns):
+        parts.append(exp.Literal.string(("," if i else "") + json.dumps(name, ensure_ascii=False) + ":"))
+        ref = exp.column(name, table=alias, quoted=True)
+        value = exp.Cast(this=ref, to=exp.DataType.build("TEXT")) if json_column else _by_arrow_type(ref)
+        parts.append(exp.Coalesce(this=value, expressions=[exp.Literal.string("null")]))
+    parts.append(exp.Literal.string("}"))
+    return _concat(parts)
 
 
 def _path_literal(steps: list[exp.Expression]) -> exp.Expression:
@@ -243,8 +278,7 @@ def to_json(node: exp.Expression, resolver: TypeResolver, null: str = "json") ->
                 default=value,
             )
         elif kind in ("timestamptz", "timestamp"):
-            fmt = "%Y-%m-%dT%H:%M:%S%.f" + ("+00:00" if kind == "timestamptz" else "")
-            value = _call("tf_json_quote", _call("to_char", node.copy(), exp.Literal.string(fmt)))
+            value = _call("tf_json_quote", _iso_text(node))
         elif kind in ("text", "unknown", "date"):
             value = _call("tf_json_quote", exp.Cast(this=node.copy(), to=exp.DataType.build("TEXT")))
         elif kind is None:  # decided by the value's Arrow type when the statement runs
@@ -256,13 +290,30 @@ def to_json(node: exp.Expression, resolver: TypeResolver, null: str = "json") ->
     return exp.Coalesce(this=value, expressions=[exp.Literal.string("null")])
 
 
+def _iso_text(node: exp.Expression) -> exp.Expression:
+    """A timestamp as PostgreSQL's JSON writes it: `2025-01-17T10:00:00.5+00:00` (DataFusion's text is
+    `…T10:00:00.500Z`: trailing zeros of the fraction dropped, Z spelled +00:00)."""
+    as_text = exp.Cast(this=node.copy(), to=exp.DataType.build("TEXT"))
+    trimmed = exp.Anonymous(
+        this="regexp_replace",
+        expressions=[as_text, exp.Literal.string(r"(\.\d*[1-9])0+(Z?)$"), exp.Literal.string("${1}${2}")],
+    )
+    return exp.Anonymous(
+        this="regexp_replace", expressions=[trimmed, exp.Literal.string("Z$"), exp.Literal.string("+00:00")]
+    )
+
+
 def _by_arrow_type(node: exp.Expression) -> exp.Expression:
     kind = exp.Anonymous(this="arrow_typeof", expressions=[node.copy()])
     numeric = exp.RegexpLike(this=kind.copy(), expression=exp.Literal.string("^(U?Int|Float|Decimal)"))
     as_text = exp.Cast(this=node.copy(), to=exp.DataType.build("TEXT"))
+    timestamp = exp.RegexpLike(this=kind.copy(), expression=exp.Literal.string("^Timestamp"))
+    # DataFusion writes a UTC timestamp as …T…Z; PostgreSQL's JSON has …T…+00:00
+    iso = _iso_text(node)
     return exp.Case(
         ifs=[
             exp.If(this=numeric, true=as_text),
+            exp.If(this=timestamp, true=_call("tf_json_quote", iso)),
             exp.If(
                 this=exp.EQ(this=kind.copy(), expression=exp.Literal.string("Boolean")),
                 true=exp.Anonymous(this="lower", expressions=[as_text.copy()]),
