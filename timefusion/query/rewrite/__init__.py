@@ -129,7 +129,6 @@ _JSON_KINDS = {
     exp.JSONBExtractScalar,
     exp.JSONBContainsTopKey,
     exp.ArrayContainsAll,
-    exp.DataType,
 }
 _JSON_FUNCTIONS = {
     "json_build_object",
@@ -428,7 +427,11 @@ def _rewrite(
         source = rewrite_to_char(source, schemas, copy=False, resolver=resolver)
     if exp.ArraySize in kinds or "array_length" in functions:
         source = rewrite_array_length(source, schemas, copy=False)
-    if kinds & _JSON_KINDS or functions & _JSON_FUNCTIONS:
+    if (
+        kinds & _JSON_KINDS
+        or functions & _JSON_FUNCTIONS
+        or (exp.DataType in kinds and "json" in sql.lower())
+    ):
         source = rewrite_json(source, schemas, copy=False, resolver=resolver)
     if exp.Avg in kinds:  # before ROUND and int_cast, which round the exact average
         source = exact_averages(source, schemas, copy=False, resolver=resolver)
