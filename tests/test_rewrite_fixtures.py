@@ -20,13 +20,19 @@ from sqlglot import exp
 
 from timefusion.query.rewrite import RewriteError
 from timefusion.query.rewrite.array_literals import rewrite_array_literals
+from timefusion.query.rewrite.arrays import rewrite_array_length
 from timefusion.query.rewrite.avg_numeric import exact_averages
 from timefusion.query.rewrite.int_cast import round_int_casts
+from timefusion.query.rewrite.interval_math import rewrite_interval_math
+from timefusion.query.rewrite.json_ops import rewrite_json
 from timefusion.query.rewrite.names import name_projections
 from timefusion.query.rewrite.params import bind_params
 from timefusion.query.rewrite.percentile import exact_percentiles
 from timefusion.query.rewrite.round_numeric import round_like_postgres
+from timefusion.query.rewrite.sketches import protect_sketch_names, rewrite_sketches
 from timefusion.query.rewrite.time_bucket import rewrite_time_bucket
+from timefusion.query.rewrite.time_zone import rewrite_time_zones
+from timefusion.query.rewrite.to_char import protect_to_char, rewrite_to_char
 from timefusion.schema.tables import load_tables
 
 FIXTURES = Path(__file__).parent / "fixtures" / "rewrite"
@@ -92,6 +98,17 @@ REWRITES: dict[str, Callable[[exp.Expression, Case], exp.Expression]] = {
     "avg_numeric": lambda tree, case: exact_averages(tree, SCHEMAS),
     "array_literals": lambda tree, case: rewrite_array_literals(tree, SCHEMAS),
     "names": lambda tree, case: name_projections(tree, case.sql),
+    "json_ops": lambda tree, case: rewrite_json(tree, SCHEMAS),
+    # sqlglot rewrites a known to_char's format; prepare() renames the call first (protect_to_char)
+    "to_char": lambda tree, case: rewrite_to_char(
+        sqlglot.parse_one(protect_to_char(case.sql), read="postgres"), SCHEMAS
+    ),
+    "time_zone": lambda tree, case: rewrite_time_zones(tree, SCHEMAS),
+    "interval_math": lambda tree, case: rewrite_interval_math(tree, SCHEMAS),
+    "sketches": lambda tree, case: rewrite_sketches(
+        sqlglot.parse_one(protect_sketch_names(case.sql), read="postgres"), SCHEMAS
+    ),
+    "arrays": lambda tree, case: rewrite_array_length(tree, SCHEMAS),
 }
 CASES = [case for name in REWRITES for case in load(name)]
 

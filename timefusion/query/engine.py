@@ -22,6 +22,7 @@ from datafusion import DataFrame, SessionConfig, SessionContext, col, lit
 from datafusion import functions as F
 
 from timefusion.query.catalog import SessionInfo, needs_catalog, register_catalog, rewrite_catalog_sql
+from timefusion.query.functions import register_functions
 from timefusion.query.rewrite import Prepared, PruneSpec, RewriteError, prepare
 from timefusion.schema import TableSchema
 from timefusion.storage.delta import DeltaStore, prune_files
@@ -40,6 +41,11 @@ _ERROR_CODES: tuple[tuple[str, str], ...] = (
     (r"ParserError|SQL error|sql parser error|Expected", "42601"),
     (r"table '.*' not found|No table named|table .* not found", "42P01"),
     (r"No field named|Schema error: No field|column .* not found", "42703"),
+    (r"invalid input syntax for type json|malformed array literal", "22P02"),
+    (r"must appear in the GROUP BY clause|GROUP BY clause or be used in an aggregate", "42803"),
+    (r"regex parse error|Invalid regex", "2201B"),
+    (r"not an approx_count_distinct sketch|not a percentile_agg sketch|cannot merge percentile", "42883"),
+    (r"percentile value .* is not between 0 and 1", "22003"),
     (r"Cast error|Cannot cast|cannot be cast|Failed to parse|Parser error: Error parsing", "22P02"),
     (r"Divide by zero|divide by zero", "22012"),
     (r"Arithmetic overflow|Overflow", "22003"),
@@ -139,7 +145,9 @@ class QueryEngine:
         )
 
     def new_context(self) -> SessionContext:
-        return SessionContext(self._config)
+        ctx = SessionContext(self._config)
+        register_functions(ctx)  # TimeFusion's JSON/SQL functions (query/functions)
+        return ctx
 
     def prepare(self, sql: str, params: Sequence[object] | None = None) -> Prepared:
         try:

@@ -7,11 +7,19 @@
   params.py       `$1 … $n` bound to typed literals (an SQL-injection boundary)
   array_literals.py  `'{a,b}'::text[]` (and array text where the context wants an array) → ARRAY[…],
                   `a && b` → array_has_any
+  gapfill.py      time_bucket_gapfill with locf()/interpolate(): a grid of buckets LEFT JOIN the aggregate
   time_bucket.py  TimescaleDB `time_bucket` → `date_bin` with TimescaleDB's origin, µs result
   avg_numeric.py  AVG(integer/numeric) exact in decimal (PostgreSQL's numeric AVG), 16 decimals
   round_numeric.py  ROUND(x, n) in numeric (n places, exact halves), ROUND(float8) half to even
   int_cast.py     casts to integer types round (numeric half away from zero, float8 half to even)
   percentile.py   PERCENTILE_CONT computed exactly (DataFusion 55 truncates the interpolation)
+  sketches.py     percentile_agg/approx_percentile, approx_count_distinct/distinct_count → native
+  time_zone.py    AT TIME ZONE / at_time_zone() / extract_epoch() with PostgreSQL's meaning
+  to_char.py      to_char(ts, PostgreSQL format) → native chrono to_char pieces
+  interval_math.py  interval * number, number * interval, interval / number
+  arrays.py       array_length(a, 1): NULL for an empty array, int4
+  json_ops.py     -> ->> #> #>> @> ? jsonb_path_exists, ::json(b), json(b)_build_*, to_json(b) →
+                  the vectorised tf_json_* UDFs of query/functions
 
 then extracts the pruning hull of every table of ours it reads (prune.py) and generates the SQL with
 sqlglot's PostgreSQL generator (function names in lower case), whose output DataFusion 55 parses.
@@ -43,11 +51,15 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from timefusion.query.rewrite.array_literals import parse_pg_array, rewrite_array_literals
+from timefusion.query.rewrite.arrays import rewrite_array_length
 from timefusion.query.rewrite.avg_numeric import exact_averages
 from timefusion.query.rewrite.errors import RewriteError
 from timefusion.query.rewrite.fallback import referenced_tables, substitute_text, tokens
+from timefusion.query.rewrite.gapfill import rewrite_gapfill
 from timefusion.query.rewrite.insert import split_insert
 from timefusion.query.rewrite.int_cast import round_int_casts
+from timefusion.query.rewrite.interval_math import rewrite_interval_math
+from timefusion.query.rewrite.json_ops import rewrite_json
 from timefusion.query.rewrite.names import column_names, name_projections
 from timefusion.query.rewrite.param_types import infer_tree, table_column_types
 from timefusion.query.rewrite.params import bind_params
@@ -56,7 +68,10 @@ from timefusion.query.rewrite.pgtypes import TypeResolver, arrow_of_datatype
 from timefusion.query.rewrite.placeholders import placeholder_spans, spaced, splice, values_rows
 from timefusion.query.rewrite.prune import UNBOUNDED, PruneSpec, extract_prune
 from timefusion.query.rewrite.round_numeric import round_like_postgres
+from timefusion.query.rewrite.sketches import protect_sketch_names, rewrite_sketches
 from timefusion.query.rewrite.time_bucket import rewrite_time_bucket
+from timefusion.query.rewrite.time_zone import rewrite_time_zones
+from timefusion.query.rewrite.to_char import protect_to_char, rewrite_to_char
 from timefusion.schema.tables import TableSchema
 
 __all__ = [
@@ -107,6 +122,30 @@ _MAY_NEED_REWRITE = re.compile(
     r"|(?:'|\$\d+)\s*::\s*[\w ]+(?:\([\d\s,]*\))?\s*\[|\bcast\s*\(\s*(?:'|\$\d)",  # array text casts
     re.IGNORECASE,
 )
+_JSON_KINDS = {
+    exp.JSONExtract,
+    exp.JSONExtractScalar,
+    exp.JSONBExtract,
+    exp.JSONBExtractScalar,
+    exp.JSONBContainsTopKey,
+    exp.ArrayContainsAll,
+}
+_JSON_FUNCTIONS = {
+    "json_build_object",
+    "jsonb_build_object",
+    "json_build_array",
+    "jsonb_build_array",
+    "to_json",
+    "to_jsonb",
+    "jsonb_path_exists",
+    "row_to_json",
+}
+# names renamed in the text before parsing (to_char.py, sketches.py) → their output column names
+_PROTECTED = {
+    "tf_pg_to_char": "to_char",
+    "tf_rollup": "rollup",
+    "tf_approx_count_distinct": "approx_count_distinct",
+}
 _LEADING_COMMENTS = re.compile(r"^(\s*(--[^\n]*(\n|$)|/\*.*?\*/))*\s*", re.DOTALL)
 
 
@@ -136,7 +175,11 @@ def prepare(
         return _passthrough(sql, params, schemas, tables=False, spans=spans)
     text = spaced(sql, spans) if spans else sql  # sqlglot misreads `$1,$2` without the space
     try:
-        statements = [s for s in sqlglot.parse(text, read=DIALECT) if s is not None]
+        statements = [
+            s
+            for s in sqlglot.parse(protect_sketch_names(protect_to_char(text)), read=DIALECT)
+            if s is not None
+        ]
     except SqlglotError:
         return _passthrough(sql, params, schemas)
     if not statements:
@@ -334,6 +377,8 @@ def _rewrite(
     else:
         source = tree
         names = column_names(tree, sql)
+        if names is not None and any(n in _PROTECTED for n in names):  # see protect_to_char …
+            names = tuple(_PROTECTED.get(n, n) for n in names)
     if not isinstance(source, exp.Query | exp.Values):
         # DDL, UPDATE, DELETE, SET …: nothing of ours to rewrite; DataFusion decides.
         tables = {t: UNBOUNDED for t in referenced_tables(sql, schemas, tokens(sql))}
@@ -350,6 +395,14 @@ def _rewrite(
     if exp.Parameter in kinds or params:
         tree = bind_params(tree, params, copy=False)
         source = tree.expression if isinstance(tree, exp.Insert) else tree
+    if "time_bucket_gapfill" in functions and isinstance(source, exp.Select):
+        source = rewrite_gapfill(source, schemas, now)  # a new tree: before any resolver is built
+        if isinstance(tree, exp.Insert):
+            tree.set("expression", source)
+        else:
+            tree = source
+        kinds |= {type(n) for n in source.walk()}
+        functions |= {n.name.lower() for n in source.find_all(exp.Anonymous)}
     # Array text: in the statement, or a bound text value (an array parameter sent as text).
     array_text = "{" in sql or any(isinstance(p, str) and "{" in p for p in params or ())
     # Rewrites share one resolver: none of them replaces a SELECT or a FROM source.
@@ -358,6 +411,28 @@ def _rewrite(
         source = rewrite_array_literals(source, schemas, copy=False, resolver=resolver)
     if "time_bucket" in functions:
         source = rewrite_time_bucket(source, schemas, copy=False, resolver=resolver)
+    if functions & {
+        "approx_percentile",
+        "distinct_count",
+        "percentile_agg",
+        "approx_count_distinct",
+        "rollup",
+    }:
+        source = rewrite_sketches(source, schemas, copy=False)
+    if exp.Interval in kinds and (exp.Mul in kinds or exp.Div in kinds):
+        source = rewrite_interval_math(source, schemas, copy=False, resolver=resolver)
+    if exp.AtTimeZone in kinds or functions & {"at_time_zone", "extract_epoch"}:
+        source = rewrite_time_zones(source, schemas, copy=False, resolver=resolver)
+    if "tf_pg_to_char" in functions:
+        source = rewrite_to_char(source, schemas, copy=False, resolver=resolver)
+    if exp.ArraySize in kinds or "array_length" in functions:
+        source = rewrite_array_length(source, schemas, copy=False)
+    if (
+        kinds & _JSON_KINDS
+        or functions & _JSON_FUNCTIONS
+        or (exp.DataType in kinds and "json" in sql.lower())
+    ):
+        source = rewrite_json(source, schemas, copy=False, resolver=resolver)
     if exp.Avg in kinds:  # before ROUND and int_cast, which round the exact average
         source = exact_averages(source, schemas, copy=False, resolver=resolver)
     if exp.Round in kinds:  # before int_cast: the CASE it may write is integral
