@@ -38,6 +38,16 @@ async def _serve(config: Config) -> int:
     except OSError as e:
         log.error("cannot listen on %s:%d: %s", config.pgwire_host, config.pgwire_port, e)
         return 1
+    # -- OTLP receivers (timefusion/protocol/otlp): 503/UNAVAILABLE until attached after replay --
+    from timefusion.protocol.otlp import start_otlp
+
+    try:
+        otlp = await start_otlp(config)
+    except OSError as e:
+        log.error("OTLP: %s (set TIMEFUSION_OTLP_ENABLED=false to run without the OTLP receivers)", e)
+        await server.stop(0)
+        return 1
+    # -- end OTLP --
     db = TimeFusion(config)
     opening = loop.run_in_executor(None, db.open)
     stopped = asyncio.ensure_future(stop.wait())
@@ -47,11 +57,17 @@ async def _serve(config: Config) -> int:
     except (StartupError, WalLockedError, OSError) as e:
         log.error("%s", e)
         await server.stop(0)
+        if otlp is not None:  # OTLP
+            await otlp.stop(0)
         return 1
     server.attach(db)
+    if otlp is not None:  # OTLP
+        otlp.attach(db)
     await stopped
     log.info("shutting down: no new connections; running statements get %.0f s", config.shutdown_grace_secs)
     await server.stop(config.shutdown_grace_secs)
+    if otlp is not None:  # OTLP: acknowledged exports are in the WAL; stop before the final flush
+        await otlp.stop(config.shutdown_grace_secs)
     log.info("flushing the buffer to storage")
     await loop.run_in_executor(None, db.close)
     log.info("stopped")
