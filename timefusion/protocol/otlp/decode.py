@@ -647,7 +647,7 @@ class Decoder:
                     p["exp_hist_pos_buckets"] = list(dp.positive.bucket_counts)
                     p["exp_hist_neg_offset"] = dp.negative.offset
                     p["exp_hist_neg_buckets"] = list(dp.negative.bucket_counts)
-            if dp.exemplars:
+            if which != "summary" and dp.exemplars:
                 p["exemplars"] = _dumps([_exemplar(e) for e in dp.exemplars]).decode()
             yield p
 

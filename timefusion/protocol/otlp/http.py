@@ -45,6 +45,8 @@ def _encode(message: Message, json: bool) -> tuple[bytes, str]:
 
 def _status(http_status: int, message: str, json: bool, retry_after: int | None = None) -> web.Response:
     code = _GRPC_CODES.get(http_status, code_pb2.UNAVAILABLE if http_status >= 429 else code_pb2.UNKNOWN)
+    if http_status == 500:
+        code = code_pb2.INTERNAL
     body, content_type = _encode(status_pb2.Status(code=code, message=message), json)
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     return web.Response(status=http_status, body=body, content_type=content_type, headers=headers)
@@ -88,7 +90,7 @@ class OtlpHttpServer:
             self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def stop(self, grace_secs: float = 5.0) -> None:
-        self._runner.shutdown_timeout = grace_secs
+        self._runner._shutdown_timeout = grace_secs  # aiohttp sets it only in the constructor
         await self._runner.cleanup()
 
     def _handler(self, kind: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
