@@ -107,7 +107,8 @@ class Receiver:
             raise bad_request(f"the {kind} export request has a value that cannot be stored: {e}") from None
         except Exception as e:  # a bug of ours: say so, keep serving
             log.exception("OTLP %s export could not be decoded", kind)
-            raise ExportError(f"internal error decoding the request: {e}", 500, grpc.StatusCode.INTERNAL) from None
+            message = f"internal error decoding the request: {e}"
+            raise ExportError(message, 500, grpc.StatusCode.INTERNAL) from None
         if batch is None:
             return decoded
         try:
