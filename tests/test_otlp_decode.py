@@ -14,6 +14,7 @@ import gzip
 import json
 
 import grpc
+import orjson
 import pyarrow as pa
 import pytest
 import requests
@@ -28,7 +29,14 @@ from timefusion.protocol.otlp.decode import Decoder, OtlpDecodeError, parse_json
 from timefusion.protocol.otlp.fastproto import AttributeCache
 from timefusion.protocol.otlp.grpc import OtlpGrpcServer
 from timefusion.protocol.otlp.http import OtlpHttpServer, gunzip
-from timefusion.protocol.otlp.mapping import any_value, column_key, flat_columns, nest, severity_text
+from timefusion.protocol.otlp.mapping import (
+    any_value,
+    column_key,
+    compile_template,
+    flat_columns,
+    nest,
+    severity_text,
+)
 from timefusion.protocol.otlp.receiver import ExportError, Receiver
 from timefusion.schema import load_tables
 from timefusion.write.coerce import IngestError, coerce
@@ -79,6 +87,27 @@ def test_nest_keeps_every_value():
     assert nest([("a.b", 2), ("a", 1)]) == {"a": {"b": 2, "": 1}}
 
 
+@pytest.mark.parametrize(
+    "keys",
+    [
+        ("http.method", "http.route", "a"),
+        ("a.x", "b", "a.y", "a.z.q", "c"),  # regrouping changes the fill order
+        ("a", "a.b"),  # a prefix of another key: no template, nest() decides
+        ("k", "k"),
+        ("100%", "x.%s", 'q"uote'),
+    ],
+)
+def test_templates_spell_the_same_json_as_nest(keys):
+    values = list(range(len(keys)))
+    expected = orjson.dumps(nest(list(zip(keys, values)))).decode()
+    tpl = compile_template(keys)
+    if tpl is None:
+        assert len(set(keys)) < len(keys) or any(a != b and b.startswith(a + ".") for a in keys for b in keys)
+        return
+    texts = tuple(orjson.dumps(v).decode() for v in values)
+    assert tpl[0] % (texts if tpl[1] is None else tpl[1](texts)) == expected
+
+
 def test_any_value_types():
     assert any_value(AnyValue(bytes_value=b"\x00\xff")) == base64.b64encode(b"\x00\xff").decode()
     assert any_value(AnyValue()) is None
@@ -101,12 +130,12 @@ def test_any_value_types():
 def test_attribute_cache_caches_scalars_only_and_stays_bounded():
     cache = AttributeCache(flat_columns(SCHEMAS["otel_logs_and_spans"], "attributes"), limit=2)
     status = kv("http.response.status_code", int_value=200).SerializeToString()
-    assert cache.decode(status)[:3] == (
-        "http.response.status_code",
-        200,
-        "attributes___http___response___status_code",
-    )
+    key, value, column, text = cache.decode(status)
+    assert (key, value, text) == ("http.response.status_code", 200, "200")
+    assert cache.columns[column] == ("attributes___http___response___status_code", pa.int32())
     assert status in cache.entries
+    mismatch = kv("http.response.status_code", string_value="200").SerializeToString()
+    assert cache.decode(mismatch)[2:] == (-1, '"200"')  # wrong type: JSON only
     listed = kv("x", array_value=ArrayValue(values=[AnyValue(int_value=1)])).SerializeToString()
     assert cache.decode(listed)[1] == [1] and listed not in cache.entries
     for i in range(5):

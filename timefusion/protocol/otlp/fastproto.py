@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
@@ -25,7 +26,7 @@ from opentelemetry.proto.logs.v1 import logs_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from timefusion.protocol.otlp.mapping import any_value, split_key
+from timefusion.protocol.otlp.mapping import any_value
 
 
 def _file(module: Any, raw_attributes_of: str | None = None) -> descriptor_pb2.FileDescriptorProto:
@@ -58,15 +59,18 @@ _KeyValue = common_pb2.KeyValue
 
 
 class AttributeCache:
-    """Encoded `KeyValue` → (key, value, flattened column or None, split key), decoded once each.
+    """Encoded `KeyValue` → (key, value, flattened column number or -1, value as JSON text).
 
-    Only scalar values are cached (an array or map value is a mutable Python object that callers
-    may nest into); the cache is emptied when it reaches `limit` entries, so memory stays bounded
-    whatever the cardinality of the attribute values.
+    Each distinct encoding is decoded once. The column number indexes `columns` (name, Arrow type)
+    and is -1 when the key has no flattened column or the value's type does not fit it (the value
+    then lives only in the JSON column). Only scalar values are cached (an array or map value is a
+    mutable Python object); the cache is emptied when it reaches `limit` entries, so memory stays
+    bounded whatever the cardinality of the attribute values.
     """
 
     def __init__(self, known: dict[str, tuple[str, Any, Any]], limit: int = 200_000) -> None:
-        self.known = known
+        self.columns: list[tuple[str, Any]] = [(name, typ) for name, _check, typ in known.values()]
+        self._known = {key: (i, spec[1]) for i, (key, spec) in enumerate(known.items())}
         self.limit = limit
         self.entries: dict[bytes, tuple[Any, ...]] = {}
 
@@ -75,9 +79,9 @@ class AttributeCache:
         kv = _KeyValue.FromString(raw)
         key = kv.key
         val = any_value(kv.value)
-        spec = self.known.get(key)
-        col = spec[0] if spec is not None and spec[1](val) else None
-        entry = (key, val, col, split_key(key))
+        spec = self._known.get(key)
+        col = spec[0] if spec is not None and spec[1](val) else -1
+        entry = (key, val, col, orjson.dumps(val).decode())
         if type(val) is not dict and type(val) is not list:
             if len(self.entries) >= self.limit:
                 self.entries.clear()

@@ -14,9 +14,11 @@
 from __future__ import annotations
 
 import base64
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import orjson
 import pyarrow as pa
 
 from timefusion.schema import TableSchema
@@ -136,7 +138,7 @@ def nest(pairs: Sequence[tuple[Any, ...]]) -> dict[str, Any]:
     root: dict[str, Any] = {}
     for item in pairs:
         val = item[1]
-        prefix, leaf = item[3] if len(item) > 3 else split_key(item[0])
+        prefix, leaf = split_key(item[0])
         node = root
         for part in prefix:
             nxt = node.get(part)
@@ -166,3 +168,78 @@ def severity_text(number: int) -> str | None:
         return None
     names = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
     return names[min((number - 1) // 4, 5)]
+
+
+# -- nesting by key set ---------------------------------------------------------------------------
+
+MAX_TEMPLATE_KEYS = 128
+
+
+Template = tuple[str, Callable[[Sequence[Any]], tuple[Any, ...]] | None]
+
+
+def compile_template(keys: tuple[str, ...]) -> Template | None:
+    """A %-format string that spells `nest()`'s JSON for exactly these keys, and the fill order.
+
+    Spans of one instrumentation point carry the same attribute keys, so the nested shape is worked
+    out once per key set: `("http.method", "http.route")` → `'{"http":{"method":%s,"route":%s}}'`.
+    Filled with the values' JSON texts (cached per attribute encoding by `AttributeCache`), one `%`
+    operation yields the column's text with no dicts built and no JSON encoder call. Nesting can
+    regroup keys (`a.x, b, a.y` → `{"a":{"x","y"},"b"}`); the second item then picks the values in
+    template order (None: key order). None when a key repeats or is a prefix of another (then
+    `nest()` resolves the conflict).
+    """
+    if len(keys) > MAX_TEMPLATE_KEYS:
+        return None
+    root: dict[str, Any] = {}
+    for i, key in enumerate(keys):
+        prefix, leaf = split_key(key)
+        node = root
+        for part in prefix:
+            nxt = node.setdefault(part, {})
+            if type(nxt) is not dict:
+                return None
+            node = nxt
+        if leaf in node:
+            return None
+        node[leaf] = i
+    order: list[int] = []
+
+    def emit(node: dict[str, Any]) -> str:
+        parts = []
+        for k, v in node.items():
+            if type(v) is dict:
+                parts.append(f"{key_text(k)}:{emit(v)}")
+            else:
+                order.append(v)
+                parts.append(f"{key_text(k)}:%s")
+        return "{" + ",".join(parts) + "}"
+
+    text = emit(root)
+    if order == sorted(order):
+        return text, None
+    if len(order) == 1:
+        return text, None
+    return text, operator.itemgetter(*order)
+
+
+def key_text(key: str) -> str:
+    """A key as JSON text, with `%` doubled so it can sit inside a template."""
+    return orjson.dumps(key).decode().replace("%", "%%")
+
+
+class Templates:
+    """`compile_template` per key set, bounded (emptied when `limit` key sets are held)."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.limit = limit
+        self.templates: dict[tuple[str, ...], Template | None] = {}
+
+    def get(self, keys: tuple[str, ...]) -> Template | None:
+        t = self.templates.get(keys, False)
+        if t is False:
+            t = compile_template(keys)
+            if len(self.templates) >= self.limit:
+                self.templates.clear()
+            self.templates[keys] = t
+        return t  # type: ignore[return-value]
