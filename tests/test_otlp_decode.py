@@ -12,6 +12,7 @@ import asyncio
 import base64
 import gzip
 import json
+import random
 
 import grpc
 import orjson
@@ -26,7 +27,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 
 from timefusion.protocol.otlp.decode import Decoder, OtlpDecodeError, parse_json, parse_protobuf
-from timefusion.protocol.otlp.fastproto import AttributeCache
+from timefusion.protocol.otlp.fastproto import AttributeCache, short_key_value
 from timefusion.protocol.otlp.grpc import OtlpGrpcServer
 from timefusion.protocol.otlp.http import OtlpHttpServer, gunzip
 from timefusion.protocol.otlp.mapping import (
@@ -353,3 +354,35 @@ def test_retryable_answers_over_http_and_grpc():
     assert results["bad"][:3] == (400, None, grpc.StatusCode.INVALID_ARGUMENT)
     assert results["ok"][:3] == (200, None, grpc.StatusCode.OK)
     assert results["ingested"] == ["otel_logs_and_spans", "otel_logs_and_spans"]
+
+
+def test_short_key_value_agrees_with_protobuf_even_on_corrupt_bytes():
+    rnd = random.Random(7)
+    taken = 0
+    for _ in range(5000):
+        key = rnd.choice(["a", "http.route", "x" * 127, "x" * 128, "é.ü", ""])
+        value = rnd.choice(
+            [
+                AnyValue(string_value=rnd.choice(["", "abc", "y" * 126, "z" * 200, "ö" * 40])),
+                AnyValue(int_value=rnd.choice([0, 1, 127, 128, 2**40, 2**56 - 1, 2**56, 2**63 - 1, -1])),
+                AnyValue(bool_value=rnd.random() < 0.5),
+                AnyValue(double_value=rnd.random()),
+                AnyValue(array_value=ArrayValue(values=[AnyValue(int_value=1)])),
+                AnyValue(),
+            ]
+        )
+        raw = KeyValue(key=key, value=value).SerializeToString()
+        for data in (raw, *(_flip(raw, rnd) for _ in range(3))):
+            got = short_key_value(data)
+            if got is None:
+                continue
+            taken += 1
+            parsed = KeyValue.FromString(data)  # must not raise: the fast path accepted it
+            assert got == (parsed.key, any_value(parsed.value))
+    assert taken > 2000  # the common shapes do take the fast path
+
+
+def _flip(raw: bytes, rnd: random.Random) -> bytes:
+    b = bytearray(raw)
+    b[rnd.randrange(len(b))] = rnd.randrange(256)
+    return bytes(b)
