@@ -386,3 +386,23 @@ def _flip(raw: bytes, rnd: random.Random) -> bytes:
     b = bytearray(raw)
     b[rnd.randrange(len(b))] = rnd.randrange(256)
     return bytes(b)
+
+
+def test_repeated_or_mistyped_resource_keys_keep_columns_aligned():
+    req = ExportTraceServiceRequest()
+    for i, attrs in enumerate(
+        [
+            [kv("service.name", string_value="a"), kv("service.name", string_value="b")],
+            [kv("service.name", int_value=3), kv("service.version", string_value="v")],
+            [],
+        ]
+    ):
+        rs = req.resource_spans.add()
+        rs.resource.attributes.extend(attrs)
+        rs.scope_spans.add().spans.add(
+            trace_id=b"\x01" * 16, span_id=bytes([i + 1]) * 8, start_time_unix_nano=T0
+        )
+    out = decode("traces", req)
+    assert col(out, "resource___service___name") == ["b", None, None]
+    assert col(out, "resource___service___version") == [None, "v", None]
+    assert json.loads(col(out, "resource")[1]) == {"service": {"name": 3, "version": "v"}}

@@ -162,11 +162,6 @@ def _ts(ns: list[int]) -> pa.Array:
     return pa.array(arr // 1000, pa.int64(), mask=arr == 0).cast(TIMESTAMP)
 
 
-def _spread(values: list[Any], index: list[int], typ: pa.DataType) -> pa.Array:
-    """Per-resource (or per-scope) values → one value per row."""
-    return pa.array(values, typ).take(pa.array(index, pa.int32()))
-
-
 def _uuid_from_hex(span_hex: pa.Array, trace_hex: pa.Array) -> pa.Array:
     """A span's row id: its 8-byte span id + the low 8 bytes of its trace id, spelled as a UUID.
 
@@ -187,29 +182,28 @@ class _Resources:
         self.default = default
         self.json: list[str | None] = []
         self.project: list[str] = []
-        self.schema_url: list[str | None] = []
         self.flat: dict[str, list[Any]] = {}
         self.index: list[int] = []  # resource number per row
 
-    def add(self, resource: Any, schema_url: str, sort_keys: bool = False) -> int:
+    def add(self, resource: Any, sort_keys: bool = False) -> int:
+        """Record one resource; returns its number (what `index` holds for each of its rows)."""
         pairs = key_values(resource.attributes)
         i = len(self.json)
         project = self.header_project
+        found: dict[str, Any] = {}  # a repeated key: the last value wins, as in the JSON
         for key, val in pairs:
             spec = self.known.get(key)
-            if spec is not None and spec[1](val):
-                col = self.flat.get(spec[0])
-                if col is None:
-                    col = self.flat[spec[0]] = [None] * i
-                col.append(val)
-            if key == self.attribute and project is None and type(val) is str and val:
+            if spec is not None:
+                found[spec[0]] = val if spec[1](val) else None
+            if key == self.attribute and self.header_project is None and type(val) is str and val:
                 project = val
-        for col in self.flat.values():
-            if len(col) == i:
-                col.append(None)
+        for name in found:
+            if name not in self.flat:
+                self.flat[name] = [None] * i
+        for name, col in self.flat.items():
+            col.append(found.get(name))
         self.project.append(project or self.default)
         self.json.append(_dumps(nest(pairs), option=_SORTED if sort_keys else 0).decode() if pairs else None)
-        self.schema_url.append(schema_url or None)
         return i
 
     def columns(self, out: dict[str, pa.Array]) -> None:
@@ -366,7 +360,7 @@ class Decoder:
         status_names = STATUS_CODES
         dumps = _dumps
         for rs in request.resource_spans:
-            r = res.add(rs.resource, rs.schema_url)
+            r = res.add(rs.resource)
             for ss in rs.scope_spans:
                 for span in ss.spans:
                     tid = span.trace_id
@@ -493,7 +487,7 @@ class Decoder:
         row = 0
         dumps = _dumps
         for rl in request.resource_logs:
-            r = res.add(rl.resource, rl.schema_url)
+            r = res.add(rl.resource)
             for sl in rl.scope_logs:
                 for rec in sl.log_records:
                     t = rec.time_unix_nano
@@ -566,7 +560,7 @@ class Decoder:
         out = Decoded(METRICS, {}, 0)
         rows: list[dict[str, Any]] = []  # one small dict per data point: metrics are few per request
         for rm in request.resource_metrics:
-            r = res.add(rm.resource, rm.schema_url, sort_keys=True)
+            r = res.add(rm.resource, sort_keys=True)
             for sm in rm.scope_metrics:
                 scope = sm.scope
                 scope_cols = {
