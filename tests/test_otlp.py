@@ -174,6 +174,7 @@ def test_sdk_http_protobuf_spans(otlp_server):
 
 @pytest.mark.filterwarnings("ignore:`LoggingHandler` in `opentelemetry-sdk` is deprecated")
 def test_sdk_grpc_spans_and_logs(otlp_server):
+    from grpc import Compression
     from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
@@ -187,7 +188,12 @@ def test_sdk_grpc_spans_and_logs(otlp_server):
     tracer_provider = TracerProvider(resource=resource)
     tracer_provider.add_span_processor(
         SimpleSpanProcessor(
-            OTLPSpanExporter(endpoint=grpc_target(otlp_server), insecure=True, headers=headers)
+            OTLPSpanExporter(
+                endpoint=grpc_target(otlp_server),
+                insecure=True,
+                headers=headers,
+                compression=Compression.Gzip,
+            )
         )
     )
     logger_provider = LoggerProvider(resource=resource)
