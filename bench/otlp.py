@@ -163,20 +163,20 @@ def make_bodies(total: int, size: int, seed: int) -> list[bytes]:
 
 
 def run_parse(bodies: list[bytes], size: int) -> dict[str, Any]:
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     for body in bodies:
         ExportTraceServiceRequest.FromString(body)
-    secs = time.perf_counter() - t
-    return {"spans_per_s": size * len(bodies) / secs}
+    secs, cpu = time.perf_counter() - t, time.process_time() - c
+    return {"spans_per_s": size * len(bodies) / secs, "cpu_us_per_span": cpu / (size * len(bodies)) * 1e6}
 
 
 def run_decode(bodies: list[bytes], size: int, decoder: Decoder) -> dict[str, Any]:
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     for body in bodies:
         out = decoder.traces(parse_protobuf("traces", body))
         out.batch()
-    secs = time.perf_counter() - t
-    return {"spans_per_s": size * len(bodies) / secs}
+    secs, cpu = time.perf_counter() - t, time.process_time() - c
+    return {"spans_per_s": size * len(bodies) / secs, "cpu_us_per_span": cpu / (size * len(bodies)) * 1e6}
 
 
 # -- the real server -------------------------------------------------------------------------------
@@ -253,6 +253,13 @@ class Server:
             self.proc = None
 
 
+def server_cpu(server: Server) -> float:
+    """CPU seconds (user + system, all threads) the server process has used so far."""
+    assert server.proc is not None
+    fields = Path(f"/proc/{server.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_http(server: Server, bodies: list[bytes], size: int, clients: int) -> dict[str, Any]:
     url = f"http://127.0.0.1:{server.http_port}/v1/traces"
     headers = {"content-type": "application/x-protobuf", "authorization": f"Bearer {TOKEN}"}
@@ -278,18 +285,21 @@ def run_http(server: Server, bodies: list[bytes], size: int, clients: int) -> di
                 latencies.append(lat)
 
     threads = [threading.Thread(target=worker) for _ in range(clients)]
+    cpu0 = server_cpu(server)
     t0 = time.perf_counter()
     for th in threads:
         th.start()
     for th in threads:
         th.join()
     secs = time.perf_counter() - t0
+    cpu = server_cpu(server) - cpu0
     if errors:
         raise RuntimeError(f"{len(errors)} requests failed, first: {errors[0]}")
     return {
         "spans_per_s": size * len(bodies) / secs,
         "p50_ms": percentile_ms(latencies, 50),
         "p99_ms": percentile_ms(latencies, 99),
+        "server_cpu_us_per_span": cpu / (size * len(bodies)) * 1e6,
     }
 
 
@@ -343,6 +353,7 @@ def insert_statements(bodies: list[bytes], decoder: Decoder) -> list[str]:
 
 def run_insert(server: Server, statements: list[str], size: int) -> dict[str, Any]:
     latencies = []
+    cpu0 = server_cpu(server)
     with server.connect() as conn:
         t0 = time.perf_counter()
         for sql in statements:
@@ -354,6 +365,7 @@ def run_insert(server: Server, statements: list[str], size: int) -> dict[str, An
         "spans_per_s": size * len(statements) / secs,
         "p50_ms": percentile_ms(latencies, 50),
         "p99_ms": percentile_ms(latencies, 99),
+        "server_cpu_us_per_span": (server_cpu(server) - cpu0) / (size * len(statements)) * 1e6,
     }
 
 
@@ -400,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
                         fmt_num(r["spans_per_s"], 0),
                         fmt_num(r.get("p50_ms"), 1) if "p50_ms" in r else "",
                         fmt_num(r.get("p99_ms"), 1) if "p99_ms" in r else "",
+                        fmt_num(r.get("server_cpu_us_per_span", r.get("cpu_us_per_span")), 1),
                     ]
                 )
         with server.connect() as conn:
@@ -409,7 +422,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    print_table(["spans/request", "KiB/request", "case", "spans/s", "p50 ms", "p99 ms"], rows, "rrlrrr")
+    print_table(
+        ["spans/request", "KiB/request", "case", "spans/s", "p50 ms", "p99 ms", "CPU µs/span"],
+        rows,
+        "rrlrrrr",
+    )
+    print("CPU µs/span: this process's CPU for parse/decode, the server process's CPU for HTTP and INSERT")
     save_json(args.out, {"spans_per_case": total, "results": results})
     return 0
 
