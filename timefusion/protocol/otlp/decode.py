@@ -19,14 +19,13 @@ import base64
 import hashlib
 import operator
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 from google.protobuf.message import Message
@@ -54,6 +53,7 @@ TIMESTAMP = pa.timestamp("us", tz="UTC")
 MAX_NS = 2**63 - 1
 MAX_REASONS = 5
 _ITEM = [operator.itemgetter(i) for i in range(4)]
+_TIMESTAMP_NS = pa.timestamp("ns", tz="UTC")
 _ZERO16 = bytes(16)
 _ZERO8 = bytes(8)  # rejection reasons quoted in a partial-success error message
 
@@ -156,20 +156,33 @@ def parse_json(kind: str, body: bytes) -> Message:
 # -- helpers ---------------------------------------------------------------------------------------
 
 
-def _ts(ns: list[int]) -> pa.Array:
+# Per request, the fixed cost matters as much as the per-span cost (SDKs export 512 spans at a
+# time): each pyarrow compute call costs tens of µs here, so columns are built with few of them.
+
+
+def _ts(ns: Sequence[int]) -> pa.Array:
     """Unix nanoseconds (0 = NULL) → timestamp[us, UTC]."""
+    if 0 not in ns:
+        return pa.array(ns, _TIMESTAMP_NS).cast(TIMESTAMP, safe=False)  # drops sub-µs digits
     arr = np.array(ns, dtype=np.int64)
     return pa.array(arr // 1000, pa.int64(), mask=arr == 0).cast(TIMESTAMP)
 
 
-def _uuid_from_hex(span_hex: pa.Array, trace_hex: pa.Array) -> pa.Array:
-    """A span's row id: its 8-byte span id + the low 8 bytes of its trace id, spelled as a UUID.
+def _uuids(span_ids: Sequence[str], trace_ids: Sequence[str]) -> pa.Array:
+    """Span row ids: the 8-byte span id + the low 8 bytes of the trace id, spelled as a UUID.
 
     Deterministic, so a retried export deduplicates (the dedup key is `timestamp, id`).
     """
-    h = pc.binary_join_element_wise(span_hex, pc.utf8_slice_codeunits(trace_hex, 16, 32), "")
-    parts = [pc.utf8_slice_codeunits(h, a, b) for a, b in ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))]
-    return pc.binary_join_element_wise(*parts, "-")
+    return pa.array(
+        [f"{s[:8]}-{s[8:12]}-{s[12:]}-{t[16:20]}-{t[20:]}" for s, t in zip(span_ids, trace_ids)], pa.string()
+    )
+
+
+def _spread(values: list[Any], index: list[int], typ: pa.DataType) -> pa.Array:
+    """Per-resource values → one per row (`index` = resource number per row)."""
+    if len(values) == 1:
+        return pa.repeat(pa.scalar(values[0], typ), len(index))
+    return pa.array([values[i] for i in index], typ)
 
 
 class _Resources:
@@ -207,11 +220,11 @@ class _Resources:
         return i
 
     def columns(self, out: dict[str, pa.Array]) -> None:
-        idx = pa.array(self.index, pa.int32())
-        out["project_id"] = pa.array(self.project, pa.string()).take(idx)
-        out["resource"] = pa.array(self.json, pa.string()).take(idx)
+        idx = self.index
+        out["project_id"] = _spread(self.project, idx, pa.string())
+        out["resource"] = _spread(self.json, idx, pa.string())
         for name, values in self.flat.items():
-            out[name] = pa.array(values, self.known_type(name)).take(idx)
+            out[name] = _spread(values, idx, self.known_type(name))
 
     def known_type(self, column: str) -> pa.DataType:
         for name, _check, typ in self.known.values():
@@ -230,9 +243,9 @@ def _attribute_columns(
     """Every item's attributes at once: the flattened columns into `out`, the JSON column returned.
 
     `raws` holds the encoded attributes of all items back to back, `counts` how many each item has.
-    Lookups run in one pass over the request; the flattened columns are gathered with numpy (one
-    mask per column present) instead of per-attribute Python; the JSON of each item is its key
-    set's template filled with the cached value texts.
+    Lookups run in one pass over the request; the flattened columns are located with numpy (one
+    mask per column present) and filled by row; the JSON of each item is its key set's template
+    filled with the cached value texts.
     """
     rows = len(counts)
     if not raws:
@@ -266,10 +279,10 @@ def _attribute_columns(
                 continue
             at = np.flatnonzero(col_of == c)
             name, typ = cache.columns[c]
-            arr = pa.array([values[j] for j in at.tolist()], typ)
-            index = np.full(rows, -1, dtype=np.int64)
-            index[row_of[at]] = np.arange(len(at), dtype=np.int64)  # a repeated key: the last wins
-            out[name] = arr.take(pa.array(index, mask=index < 0))
+            full: list[Any] = [None] * rows
+            for r, j in zip(row_of[at].tolist(), at.tolist()):
+                full[r] = values[j]  # a repeated key: the last wins
+            out[name] = pa.array(full, typ)
     return pa.array(attributes, pa.string())
 
 
@@ -439,7 +452,7 @@ class Decoder:
         cols["duration"] = pa.array(end_np - start_np, pa.int64(), mask=end_np == 0)
         span_hex = pa.array(span_ids, pa.string())
         trace_hex = pa.array(trace_ids, pa.string())
-        cols["id"] = _uuid_from_hex(span_hex, trace_hex)
+        cols["id"] = _uuids(span_ids, trace_ids)
         cols["parent_id"] = pa.array(parents, pa.string())
         cols["name"] = pa.array(names, pa.string())
         cols["kind"] = pa.array(kinds, pa.string())
