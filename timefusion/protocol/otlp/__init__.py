@@ -13,6 +13,7 @@ and `grpc` (the two transports).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -48,6 +49,8 @@ class OtlpServers:
         """Stop accepting, let running exports finish (up to `grace_secs`), close both ports."""
         await self.grpc.stop(grace_secs)
         await self.http.stop(grace_secs)
+        if self.receiver.pool is not None:
+            await asyncio.to_thread(self.receiver.pool.close)
         log.info("OTLP receivers stopped")
 
 
@@ -69,6 +72,7 @@ async def start_otlp(config: Config) -> OtlpServers | None:
     from timefusion.protocol.otlp.grpc import OtlpGrpcServer
     from timefusion.protocol.otlp.http import OtlpHttpServer
     from timefusion.protocol.otlp.receiver import Receiver
+    from timefusion.protocol.otlp.workers import DecodePool, default_workers
     from timefusion.schema import load_tables
 
     backend = protobuf_backend()
@@ -80,12 +84,17 @@ async def start_otlp(config: Config) -> OtlpServers | None:
         )
     if not config.grpc_token:
         log.warning("TIMEFUSION_ALLOW_INSECURE_AUTH=true: OTLP receivers accept data without a token")
+    workers = default_workers()
+    pool = (
+        DecodePool(workers, config.otlp_project_attribute, config.otlp_default_project) if workers else None
+    )
     receiver = Receiver(
         dict(load_tables()),
         config.grpc_token,
         config.otlp_project_header,
         config.otlp_project_attribute,
         config.otlp_default_project,
+        pool,
     )
     http = OtlpHttpServer(receiver, config.otlp_host, config.otlp_http_port)
     grpc = OtlpGrpcServer(receiver, config.otlp_host, config.otlp_grpc_port)
@@ -95,12 +104,16 @@ async def start_otlp(config: Config) -> OtlpServers | None:
     except BaseException:
         await http.stop(0)
         raise
+    if pool is not None:  # start the decoding processes in the background (~1 s each)
+        asyncio.get_running_loop().run_in_executor(None, pool.warm)
     log.info(
-        "OTLP receivers listening: HTTP on %s:%d (/v1/traces, /v1/logs, /v1/metrics), gRPC on %s:%d",
+        "OTLP receivers listening: HTTP on %s:%d (/v1/traces, /v1/logs, /v1/metrics), gRPC on %s:%d; "
+        "%d decoding processes",
         config.otlp_host,
         http.port,
         config.otlp_host,
         grpc.port,
+        workers,
     )
     return OtlpServers(receiver, http, grpc)
 

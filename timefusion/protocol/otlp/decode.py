@@ -74,6 +74,7 @@ class Decoded:
     rows: int
     rejected: int = 0
     reasons: list[str] = field(default_factory=list)
+    record_batch: pa.RecordBatch | None = None  # the columns as one batch (see workers.decode_body)
 
     def reject(self, reason: str) -> None:
         self.rejected += 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,7 +24,8 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from timefusion.protocol.otlp.decode import Decoded, Decoder, OtlpDecodeError, parse_json, parse_protobuf
+from timefusion.protocol.otlp.decode import Decoded, Decoder, OtlpDecodeError
+from timefusion.protocol.otlp.workers import DecodePool, decode_body
 from timefusion.schema import TableSchema
 from timefusion.write.coerce import IngestError
 from timefusion.write.ingest import ServerBusyError
@@ -64,8 +66,10 @@ class Receiver:
         project_header: str,
         project_attribute: str,
         default_project: str,
+        pool: DecodePool | None = None,
     ) -> None:
         self.decoder = Decoder(schemas, project_attribute, default_project)
+        self.pool = pool  # decoding processes; None: decode in the calling thread
         self._expected = f"Bearer {token}".encode() if token else None
         self.project_header = project_header
         self.db: TimeFusion | None = None
@@ -96,9 +100,15 @@ class Receiver:
                 RETRY_AFTER_SECS,
             )
         try:
-            message: Message = parse_json(kind, body) if json else parse_protobuf(kind, body)
-            decoded = self.decoder.decode(kind, message, project or None)
-            batch = decoded.batch() if decoded.rows else None
+            if self.pool is not None:
+                decoded = self.pool.decode(kind, body, json, project)
+            else:
+                decoded = decode_body(self.decoder, kind, body, json, project)
+            batch = decoded.record_batch
+        except BrokenProcessPool:
+            raise ExportError(
+                "a decoding process died; retry", 503, grpc.StatusCode.UNAVAILABLE, RETRY_AFTER_SECS
+            ) from None
         except OtlpDecodeError as e:
             raise bad_request(str(e)) from None
         except (ProtobufDecodeError, RuntimeError) as e:
