@@ -39,6 +39,7 @@ from timefusion.protocol.otlp.mapping import (
     severity_text,
 )
 from timefusion.protocol.otlp.receiver import ExportError, Receiver
+from timefusion.protocol.otlp.workers import DecodePool, decode_body
 from timefusion.schema import load_tables
 from timefusion.write.coerce import IngestError, coerce
 from timefusion.write.ingest import ServerBusyError
@@ -406,3 +407,17 @@ def test_repeated_or_mistyped_resource_keys_keep_columns_aligned():
     assert col(out, "resource___service___name") == ["b", None, None]
     assert col(out, "resource___service___version") == [None, "v", None]
     assert json.loads(col(out, "resource")[1]) == {"service": {"name": 3, "version": "v"}}
+
+
+def test_decode_pool_matches_in_process_decoding_and_reports_bad_bodies():
+    pool = DecodePool(1, "timefusion.project_id", "default")
+    try:
+        body = _span_body()
+        remote = pool.decode("traces", body, False, "p1")
+        local = decode_body(Decoder(SCHEMAS), "traces", body, False, "p1")
+        assert remote.record_batch.equals(local.record_batch)
+        assert (remote.rows, remote.rejected) == (1, 0)
+        with pytest.raises(OtlpDecodeError, match="not valid JSON"):
+            pool.decode("logs", b"{", True, None)
+    finally:
+        pool.close()
