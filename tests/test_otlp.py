@@ -500,6 +500,13 @@ def test_bad_bodies_get_4xx_with_status(otlp_server):
     resp = requests.post(url, data=b"not gzip", headers={**proto, "content-encoding": "gzip"}, timeout=30)
     assert resp.status_code == 400 and "gzip" in status_pb2.Status.FromString(resp.content).message
 
+    bomb = gzip.compress(b"\0" * (40 * 1024 * 1024))  # 40 KiB that inflate to 40 MiB
+    resp = requests.post(url, data=bomb, headers={**proto, "content-encoding": "gzip"}, timeout=30)
+    assert resp.status_code == 413 and "larger than" in status_pb2.Status.FromString(resp.content).message
+
+    resp = requests.post(url, data=b"x", headers={**proto, "content-encoding": "br"}, timeout=30)
+    assert resp.status_code == 415
+
     resp = requests.get(url, timeout=30)
     assert resp.status_code == 405
     # the server is still healthy

@@ -26,6 +26,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.rpc import code_pb2, status_pb2
 
+from timefusion.protocol.otlp.decode import Decoded
 from timefusion.protocol.otlp.receiver import KINDS, ExportError, Receiver, bad_request, export_response
 
 log = logging.getLogger(__name__)
@@ -116,13 +117,16 @@ class OtlpHttpServer:
         except web.HTTPRequestEntityTooLarge:
             return _status(413, f"the request body is larger than {MAX_BODY_BYTES} bytes", json)
         encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("gzip", "identity", ""):
+            return _status(415, f"unsupported Content-Encoding {encoding!r}: use gzip or none", json)
+        project = request.headers.get(receiver.project_header) if receiver.project_header else None
+
+        def export() -> Decoded:  # in a worker thread: gunzip, decode and the WAL fsync block
+            raw = gunzip(body) if encoding == "gzip" else body
+            return receiver.export(kind, raw, json, project)
+
         try:
-            if encoding == "gzip":
-                body = gunzip(body)
-            elif encoding not in ("identity", ""):
-                return _status(415, f"unsupported Content-Encoding {encoding!r}: use gzip or none", json)
-            project = request.headers.get(receiver.project_header) if receiver.project_header else None
-            decoded = await asyncio.to_thread(receiver.export, kind, body, json, project)
+            decoded = await asyncio.to_thread(export)
         except ExportError as e:
             if e.http_status >= 500 or e.http_status == 429:
                 log.warning("OTLP/HTTP %s export refused: %s", kind, e.message)
