@@ -54,6 +54,11 @@ class OtlpServers:
         log.info("OTLP receivers stopped")
 
 
+def _log_warm_failure(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("OTLP decoding processes did not start: %s", future.exception())
+
+
 async def start_otlp(config: Config) -> OtlpServers | None:
     """Start the OTLP receivers if the configuration allows it; None when they are off (logged).
 
@@ -105,7 +110,8 @@ async def start_otlp(config: Config) -> OtlpServers | None:
         await http.stop(0)
         raise
     if pool is not None:  # start the decoding processes in the background (~1 s each)
-        asyncio.get_running_loop().run_in_executor(None, pool.warm)
+        warming = asyncio.get_running_loop().run_in_executor(None, pool.warm)
+        warming.add_done_callback(_log_warm_failure)
     log.info(
         "OTLP receivers listening: HTTP on %s:%d (/v1/traces, /v1/logs, /v1/metrics), gRPC on %s:%d; "
         "%d decoding processes",
