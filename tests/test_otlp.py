@@ -10,7 +10,11 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import os
 import secrets
+import signal
+import time
+from pathlib import Path
 
 import grpc
 import pytest
@@ -39,6 +43,9 @@ def otlp_server():
     srv.start()
     try:
         yield srv
+        rc, log = srv.stop()  # SIGTERM: the receivers and their decoding processes stop cleanly
+        assert rc == 0, log
+        assert "OTLP receivers stopped" in log
     finally:
         srv.close()
 
@@ -659,3 +666,55 @@ def test_receivers_stay_off_without_a_token():
         srv.close()
     assert rc == 0
     assert "OTLP receivers disabled: GRPC_TOKEN is not set" in log
+
+
+def test_a_killed_server_leaves_no_decoding_processes():
+    srv = TimeFusionServer(
+        env={
+            "TIMEFUSION_OTLP_ENABLED": "true",
+            "TIMEFUSION_OTLP_HOST": "127.0.0.1",
+            "TIMEFUSION_OTLP_HTTP_PORT": str(free_port()),
+            "TIMEFUSION_OTLP_GRPC_PORT": str(free_port()),
+            "TIMEFUSION_ALLOW_INSECURE_AUTH": "true",
+        }
+    )
+    try:
+        srv.start()
+        body = span_request(trace_id=b"\x77" * 16, span_id=b"\x78" * 8, name="k", start_time_unix_nano=T0)
+        resp = requests.post(
+            http_url(srv, "traces"),
+            data=body.SerializeToString(),
+            headers={"content-type": "application/x-protobuf"},
+            timeout=60,
+        )
+        assert resp.status_code == 200  # the decoding processes are up
+        children = _children(srv.proc.pid)
+        assert children
+        srv.stop(signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [pid for pid in children if _alive(pid)]
+    finally:
+        srv.close()
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                stat = Path(f"/proc/{entry.name}/stat").read_text()
+            except OSError:
+                continue
+            if stat.rsplit(")", 1)[1].split()[1] == str(pid):
+                out.append(int(entry.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -15,6 +15,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -39,6 +40,17 @@ def _init(project_attribute: str, default_project: str) -> None:
     from timefusion.schema import load_tables
 
     _decoder = Decoder(dict(load_tables()), project_attribute, default_project)
+    parent = os.getppid()
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="parent-watch").start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker once the server is gone: a killed server (SIGKILL, out of memory) cannot shut
+    its pool down, and a worker blocked on its task queue would otherwise live on forever."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(0)
 
 
 def _work(kind: str, body: bytes, json: bool, project: str | None) -> Decoded:
