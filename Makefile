@@ -19,7 +19,7 @@ install: $(STAMP)
 serve: $(STAMP)
 	PGWIRE_PASSWORD="$${PGWIRE_PASSWORD:-postgres}" TIMEFUSION_PGWIRE_HOST="$${TIMEFUSION_PGWIRE_HOST:-127.0.0.1}" \
 	  GRPC_TOKEN="$${GRPC_TOKEN:-timefusion}" TIMEFUSION_GRPC_HOST="$${TIMEFUSION_GRPC_HOST:-127.0.0.1}" \
-	  $(BIN)/timefusion serve
+	  TIMEFUSION_OTLP_HOST="$${TIMEFUSION_OTLP_HOST:-127.0.0.1}" $(BIN)/timefusion serve
 
 # The client tests compare our wire output with a real PostgreSQL and drive psql: install
 # Debian's server package when its binaries are missing (CI machines start without it).

@@ -48,6 +48,18 @@ async def _serve(config: Config) -> int:
         log.error("cannot start Arrow Flight on %s:%d: %s", config.grpc_host, config.grpc_port, e)
         await server.stop(0)
         return 1
+    # -- OTLP receivers (timefusion/protocol/otlp): 503/UNAVAILABLE until attached after replay --
+    from timefusion.protocol.otlp import start_otlp
+
+    try:
+        otlp = await start_otlp(config)
+    except OSError as e:
+        log.error("OTLP: %s (set TIMEFUSION_OTLP_ENABLED=false to run without the OTLP receivers)", e)
+        await server.stop(0)
+        if flight is not None:
+            await loop.run_in_executor(None, flight.stop, 5.0)
+        return 1
+    # -- end OTLP --
     db = TimeFusion(config)
     opening = loop.run_in_executor(None, db.open)
     stopped = asyncio.ensure_future(stop.wait())
@@ -59,10 +71,14 @@ async def _serve(config: Config) -> int:
         await server.stop(0)
         if flight is not None:
             await loop.run_in_executor(None, flight.stop, 5.0)
+        if otlp is not None:  # OTLP
+            await otlp.stop(0)
         return 1
     server.attach(db)
     if flight is not None:
         flight.attach(db)
+    if otlp is not None:  # OTLP
+        otlp.attach(db)
     await stopped
     log.info("shutting down: no new connections; running statements get %.0f s", config.shutdown_grace_secs)
     if flight is not None:
@@ -71,6 +87,8 @@ async def _serve(config: Config) -> int:
     flight_stopped = True
     if flight is not None:  # before the final flush: no ack may follow the WAL's close
         flight_stopped = await loop.run_in_executor(None, flight.stop, config.shutdown_grace_secs)
+    if otlp is not None:  # OTLP: acknowledged exports are in the WAL; stop before the final flush
+        await otlp.stop(config.shutdown_grace_secs)
     log.info("flushing the buffer to storage")
     await loop.run_in_executor(None, db.close)
     log.info("stopped")
