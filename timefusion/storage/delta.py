@@ -284,7 +284,9 @@ class DeltaStore:
             root = self.location.uri.rstrip("/") + "/"
             wanted = {p[len(root) :] if p.startswith(root) else p for p in files["path"].to_pylist()}
             with self._lock:
-                dataset = self._table.to_pyarrow_dataset(file_pruning_predicate=[("project_id", "=", project)])
+                dataset = self._table.to_pyarrow_dataset(
+                    file_pruning_predicate=[("project_id", "=", project)]
+                )
             chosen = [f for f in dataset.files if any(f.endswith(w) for w in wanted)] or dataset.files
             dataset = ds.dataset(
                 chosen, schema=dataset.schema, format="parquet", filesystem=dataset.filesystem

@@ -212,7 +212,7 @@ class Buffer:
                 if bucket is None:
                     bucket = self._active[key] = Bucket(key)
                 before = bucket.nbytes
-                bucket.add(lsn, part, size)
+                bucket.add(lsn, part, size + hashes.nbytes)  # the fingerprints count as memory
                 self._nbytes += bucket.nbytes - before
                 if bucket.index.add(hashes) or any(
                     b.key == key and b.index.contains_any(np.sort(hashes)) for b in self._sealed
@@ -257,7 +257,7 @@ class Buffer:
         if dropped:
             batch = kept.combine_chunks().to_batches()
             b.batches = batch or []
-            size = sum(x.get_total_buffer_size() for x in b.batches)
+            size = sum(x.get_total_buffer_size() for x in b.batches) + 8 * len(b.index)
             self._nbytes += size - b.nbytes
             b.nbytes = size
             b.rows = kept.num_rows
@@ -337,7 +337,7 @@ class Buffer:
             return
         data = dedup_last(pa.Table.from_batches(b.batches), KEY_COLUMNS[1:])
         b.batches = data.combine_chunks().to_batches() or []
-        size = sum(x.get_total_buffer_size() for x in b.batches)
+        size = sum(x.get_total_buffer_size() for x in b.batches) + 8 * len(b.index)
         self._nbytes += size - b.nbytes
         b.nbytes = size
         b.rows = data.num_rows
