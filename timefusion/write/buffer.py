@@ -162,6 +162,7 @@ class Buffer:
         self.max_applied_lsn = 0
         # (table, project, ts_min µs, ts_max µs) → may Delta hold rows of that project and time?
         self.overlaps_delta: Callable[[str, str, int, int], bool] | None = None
+        self._prehashed: dict[int, tuple[pa.RecordBatch, np.ndarray]] = {}
 
     # -- writes ------------------------------------------------------------------------------------
     def split(self, table: str, batch: pa.RecordBatch) -> list[tuple[BucketKey, pa.RecordBatch, int]]:
@@ -193,13 +194,26 @@ class Buffer:
                 out.append((key, part, part.get_total_buffer_size()))
         return out
 
+    def prehash(self, batch: pa.RecordBatch) -> None:
+        """Fingerprint `batch`'s keys now, in the ingesting thread, so that `insert` (run by the
+        single WAL writer thread) need not; `forget` drops them if the batch is never inserted."""
+        ts = batch.column(batch.schema.get_field_index("timestamp"))
+        self._prehashed[id(batch)] = (batch, key_hashes(ts, batch.column(batch.schema.get_field_index("id"))))
+
+    def forget(self, batch: pa.RecordBatch) -> None:
+        self._prehashed.pop(id(batch), None)
+
     def insert(self, table: str, lsn: int, batch: pa.RecordBatch) -> int:
         """Add one WAL record's rows (callers apply records in LSN order)."""
         parts = self.split(table, batch)
+        known = self._prehashed.pop(id(batch), None)
         prepared = []
         for key, part, size in parts:
             ts = part.column(part.schema.get_field_index("timestamp"))
-            hashes = key_hashes(ts, part.column(part.schema.get_field_index("id")))
+            if known is not None and known[0] is batch and part is batch:
+                hashes = known[1]
+            else:
+                hashes = key_hashes(ts, part.column(part.schema.get_field_index("id")))
             lo, hi = pc.min_max(ts).values()
             overlap = self.overlaps_delta is not None and self.overlaps_delta(
                 table, key[1], lo.value, hi.value

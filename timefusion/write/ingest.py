@@ -69,7 +69,11 @@ class Ingestor:
             raise ServerBusyError(
                 "server busy: the write buffer is full and is being flushed to storage; retry shortly"
             )
-        self.wal.append(table, batch)
+        self.buffer.prehash(batch)  # key fingerprints: here, in parallel, not in the WAL writer thread
+        try:
+            self.wal.append(table, batch)
+        finally:
+            self.buffer.forget(batch)
         return batch.num_rows
 
     def delete(self, table: str, keys: pa.Table) -> int:
