@@ -171,6 +171,12 @@ class Buffer:
         A slice shares its parent's buffers, so it is counted by its own range (.nbytes, which is
         slice-aware but costs ~0.2 ms on 92 columns); whole batches and copies by buffer totals.
         """
+        return [(key, part, size) for key, part, size, _ in self._split(table, batch)]
+
+    def _split(
+        self, table: str, batch: pa.RecordBatch
+    ) -> list[tuple[BucketKey, pa.RecordBatch, int, slice | np.ndarray]]:
+        """`split`, plus which rows of `batch` each part holds (a slice or an index array)."""
         if batch.num_rows == 0:
             return []
         start = bucket_starts(batch.column(batch.schema.get_field_index("timestamp")), self.bucket_us)
@@ -178,20 +184,21 @@ class Buffer:
         pmin, pmax = pc.min_max(projects).values()
         smin, smax = pc.min_max(start).values()
         if pmin == pmax and smin == smax:
-            return [((table, pmin.as_py(), smin.as_py()), batch, batch.get_total_buffer_size())]
+            everything = slice(0, batch.num_rows)
+            return [((table, pmin.as_py(), smin.as_py()), batch, batch.get_total_buffer_size(), everything)]
         order, starts, ends = key_runs(pa.table({"p": projects, "s": start}))
         order_np = order.to_numpy()
-        out = []
+        out: list[tuple[BucketKey, pa.RecordBatch, int, slice | np.ndarray]] = []
         for a, b in zip(starts.tolist(), ends.tolist()):
             first = int(order_np[a])
             key = (table, projects[first].as_py(), start[first].as_py())
             if int(order_np[b - 1]) - first == b - a - 1:
                 # rows of the key are contiguous (time-ordered input): a zero-copy slice
                 part = batch.slice(first, b - a)
-                out.append((key, part, part.nbytes))
+                out.append((key, part, part.nbytes, slice(first, first + b - a)))
             else:
                 part = batch.take(order.slice(a, b - a))
-                out.append((key, part, part.get_total_buffer_size()))
+                out.append((key, part, part.get_total_buffer_size(), order_np[a:b]))
         return out
 
     def prehash(self, batch: pa.RecordBatch) -> None:
@@ -205,18 +212,23 @@ class Buffer:
 
     def insert(self, table: str, lsn: int, batch: pa.RecordBatch) -> int:
         """Add one WAL record's rows (callers apply records in LSN order)."""
-        parts = self.split(table, batch)
         known = self._prehashed.pop(id(batch), None)
+        if known is not None and known[0] is batch:
+            all_hashes = known[1]
+        else:
+            all_hashes = key_hashes(
+                batch.column(batch.schema.get_field_index("timestamp")),
+                batch.column(batch.schema.get_field_index("id")),
+            )
+        ts = batch.column(batch.schema.get_field_index("timestamp"))
+        us = np.frombuffer(ts.buffers()[1], np.int64, len(ts), ts.offset * 8) if len(ts) else None
         prepared = []
-        for key, part, size in parts:
-            ts = part.column(part.schema.get_field_index("timestamp"))
-            if known is not None and known[0] is batch and part is batch:
-                hashes = known[1]
-            else:
-                hashes = key_hashes(ts, part.column(part.schema.get_field_index("id")))
-            lo, hi = pc.min_max(ts).values()
+        for key, part, size, rows in self._split(table, batch):
+            hashes = all_hashes[rows]
+            assert us is not None
+            part_us = us[rows]
             overlap = self.overlaps_delta is not None and self.overlaps_delta(
-                table, key[1], lo.value, hi.value
+                table, key[1], int(part_us.min()), int(part_us.max())
             )
             prepared.append((key, part, size, hashes, overlap))
         added = 0
