@@ -227,13 +227,11 @@ class Buffer:
             hashes = all_hashes[rows]
             assert us is not None
             part_us = us[rows]
-            overlap = self.overlaps_delta is not None and self.overlaps_delta(
-                table, key[1], int(part_us.min()), int(part_us.max())
-            )
-            prepared.append((key, part, size, hashes, overlap))
+            prepared.append((key, part, size, hashes, int(part_us.min()), int(part_us.max())))
         added = 0
-        with self.lock:
-            for key, part, size, hashes, overlap in prepared:
+        with self.lock:  # the Delta check too: a flush publishes and releases under this lock
+            for key, part, size, hashes, lo, hi in prepared:
+                overlap = self.overlaps_delta is not None and self.overlaps_delta(table, key[1], lo, hi)
                 bucket = self._active.get(key)
                 if bucket is None:
                     bucket = self._active[key] = Bucket(key)
