@@ -242,12 +242,15 @@ class QueryEngine:
         parts: list[DataFrame] = [ctx.table(buffer_name)]
         shadowed = _shadow_ranges(view.shadow_keys)
         shadow_frame: DataFrame | None = None
+        n = files.num_rows
+        lows = files.column("ts_min").to_pylist() if shadowed else [None] * n
+        highs = files.column("ts_max").to_pylist() if shadowed else [None] * n
         for path, project, date, lo, hi in zip(
             files.column("path").to_pylist(),
             files.column("project_id").to_pylist(),
             files.column("date").to_pylist(),
-            files.column("ts_min").to_pylist(),
-            files.column("ts_max").to_pylist(),
+            lows,
+            highs,
         ):
             frame = self._file_frame(ctx, schema, path, project, date)
             span = shadowed.get(project)
