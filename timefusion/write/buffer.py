@@ -57,9 +57,10 @@ class Bucket:
     max_lsn: int = 0
     created: float = field(default_factory=time.monotonic)
     index: KeyIndex = field(default_factory=KeyIndex)
+    pending: list[np.ndarray] = field(default_factory=list)  # fingerprints not yet in `index`
     dup: bool = False
     shadows: int = NO
-    maybe_epoch: int = 0  # bumped whenever `shadows` becomes MAYBE again (see Buffer.resolve)
+    maybe_epoch: int = 0  # bumped by every insert that may overlap Delta (see Buffer.resolve)
     tombstones: list[pa.RecordBatch] = field(default_factory=list)  # KEY_COLUMNS batches
 
     def touch(self, lsn: int) -> None:
@@ -238,11 +239,8 @@ class Buffer:
                 before = bucket.nbytes
                 bucket.add(lsn, part, size + hashes.nbytes)  # the fingerprints count as memory
                 self._nbytes += bucket.nbytes - before
-                if bucket.index.add(hashes) or any(
-                    b.key == key and b.index.contains_any(np.sort(hashes)) for b in self._sealed
-                ):
-                    bucket.dup = True
-                if overlap and bucket.shadows == NO:
+                bucket.pending.append(hashes)  # checked for repeats lazily: see _settle
+                if overlap and bucket.shadows != YES:  # (again) unverified: a running check is void
                     bucket.shadows = MAYBE
                     bucket.maybe_epoch += 1
                 added += part.num_rows
@@ -272,6 +270,24 @@ class Buffer:
                 self._nbytes += size
             self.max_applied_lsn = max(self.max_applied_lsn, lsn)
         return dropped
+
+    def _settle(self, bucket: Bucket) -> None:
+        """Move `bucket`'s pending fingerprints into its index, flagging `dup` if a key repeats
+        (within the bucket, or one of an older sealed bucket of the same key). Lazy, so the WAL
+        writer thread only appends an array per record and the sorting happens in large chunks
+        when a query, a flush or a DELETE needs the answer (call with `lock` held)."""
+        if not bucket.pending:
+            return
+        hashes = bucket.pending[0] if len(bucket.pending) == 1 else np.concatenate(bucket.pending)
+        bucket.pending = []
+        repeated = bucket.index.add(hashes)
+        if not repeated and bucket.key in self._active and self._active[bucket.key] is bucket:
+            for older in self._sealed:
+                if older.key == bucket.key:
+                    self._settle(older)
+                    repeated = repeated or older.index.contains_any(hashes)
+        if repeated:
+            bucket.dup = True
 
     def _drop_keys(self, b: Bucket, wanted: pa.Array) -> int:
         data = pa.Table.from_batches(b.batches)
@@ -335,6 +351,8 @@ class Buffer:
             out: list[pa.RecordBatch] = []
             shadow: list[pa.RecordBatch] = []
             for members in groups.values():
+                for b in members:
+                    self._settle(b)
                 if any(b.dup for b in members):
                     if len(members) == 1:
                         self._dedup_in_place(members[0])
@@ -376,11 +394,11 @@ class Buffer:
         received rows meanwhile stays MAYBE (it is treated as shadowing until the next call).
         """
         with self.lock:
-            pending = [
-                (b, b.maybe_epoch, list(b.index.runs))  # runs are replaced, never modified in place
-                for b in (*self._sealed, *self._active.values())
-                if b.key[0] == table and b.shadows == MAYBE
-            ]
+            pending = []
+            for b in (*self._sealed, *self._active.values()):
+                if b.key[0] == table and b.shadows == MAYBE:
+                    self._settle(b)
+                    pending.append((b, b.maybe_epoch, list(b.index.runs)))  # runs are never modified
         if not pending:
             return
         by_project: dict[str, list[tuple[Bucket, int, list[np.ndarray]]]] = {}
@@ -432,7 +450,11 @@ class Buffer:
             self._nbytes -= sum(b.nbytes for b in buckets)
             for b in buckets:
                 newer = self._active.get(b.key)
-                if newer is None or newer.shadows == YES or not newer.index.runs:
+                if newer is None or newer.shadows == YES:
+                    continue
+                self._settle(b)
+                self._settle(newer)
+                if not newer.index.runs:
                     continue
                 if any(b.index.contains_any(run) for run in newer.index.runs):
                     newer.shadows = YES
@@ -451,6 +473,7 @@ class Buffer:
                     b.nbytes += newer.nbytes
                     b.max_lsn = newer.max_lsn
                     b.index.runs.extend(newer.index.runs)
+                    b.pending.extend(newer.pending)
                     b.dup = b.dup or newer.dup
                     b.shadows = max(b.shadows, newer.shadows)
                     b.maybe_epoch += newer.maybe_epoch + 1
