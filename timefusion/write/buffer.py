@@ -10,8 +10,10 @@ LSN ≤ L are in Delta" is exactly what a commit records — which makes WAL rep
 Idempotent ingest and DML (see also `query/dml.py`): a row's identity is (project_id, timestamp,
 id) and its version is the WAL LSN it arrived with, so within a bucket key later rows win, and
 every buffered row is newer than any Delta row of the same key (a key's rows reach Delta bucket by
-bucket, in LSN order). Each bucket keeps 64-bit fingerprints of its keys (`keys.KeyIndex`), so an
-insert learns cheaply whether it may repeat a key:
+bucket, in LSN order). Each bucket keeps 64-bit fingerprints of its keys (`keys.KeyIndex`; an
+insert only appends its fingerprints, computed in the ingesting thread, and they are checked in bulk
+by `_settle` when a query, flush or release next needs the answer), which tells cheaply whether
+rows may repeat a key:
 
 - `dup`: the bucket (or an older sealed bucket of the same key) may hold a key twice; queries and
   the flusher then keep only the newest row per key (`dedup_last`, exact on the key columns);
