@@ -1,13 +1,15 @@
 """Builds the pieces (stores, WAL, buffer, flusher, query engine), starts and stops them.
 
 `TimeFusion` is the in-process database: `ingest()` for Arrow data, `sql()` for queries and
-`INSERT`s. `open()` replays the WAL into the buffer (skipping rows that Delta already has) before
-anything is served; `close()` flushes everything buffered and releases the WAL.
+`INSERT`s, `UPDATE`s and `DELETE`s (`query/dml.py`). `open()` replays the WAL into the buffer
+(skipping rows and tombstones that Delta already has) before anything is served; `close()` flushes
+everything buffered and releases the WAL.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from timefusion.config import Config
+from timefusion.query.dml import DmlError, parse_dml
 from timefusion.query.engine import QueryEngine, QueryError, QueryResult, query_error
 from timefusion.query.insert_values import InsertError, parse_insert
 from timefusion.schema import TableSchema, load_tables
@@ -23,10 +26,10 @@ from timefusion.storage.delta import DeltaStore
 from timefusion.storage.location import table_location
 from timefusion.storage.objects import fetcher
 from timefusion.storage.s3 import BucketError, S3Settings, check_bucket
-from timefusion.write.buffer import Buffer
+from timefusion.write.buffer import KEY_COLUMNS, Buffer, dedup_last
 from timefusion.write.coerce import IngestError
 from timefusion.write.flusher import Flusher
-from timefusion.write.ingest import Ingestor
+from timefusion.write.ingest import Ingestor, tombstone_table
 from timefusion.write.recovery import Committed, uncommitted
 from timefusion.write.wal import Wal, WalRecord
 
@@ -50,6 +53,7 @@ class TimeFusion:
         self.cache: ReadCache | None = None
         self.replay_stats: dict[str, Any] = {}
         self.ready = False
+        self._dml_lock = threading.Lock()  # one UPDATE/DELETE at a time (read, then write)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def open(self) -> TimeFusion:
@@ -66,6 +70,7 @@ class TimeFusion:
         try:
             for name, schema in self.schemas.items():
                 self.stores[name] = DeltaStore(schema, table_location(cfg, name), cache=self.cache)
+            self.buffer.overlaps_delta = self._overlaps_delta
             self._replay()
         except BaseException:
             self.wal.close()
@@ -130,22 +135,35 @@ class TimeFusion:
                     name: store.committed_wal_keys(self.wal.wal_id, rec.lsn)
                     for name, store in self.stores.items()
                 }
-            if rec.table not in self.schemas:
+            deleted_from = tombstone_table(rec.table)
+            table = deleted_from or rec.table
+            if table not in self.schemas:
                 raise StartupError(
-                    f"the WAL in {self.config.wal_path} holds rows for table {rec.table!r}, which has no "
+                    f"the WAL in {self.config.wal_path} holds rows for table {table!r}, which has no "
                     f"schema file; restore its schema so these acknowledged rows can be stored"
                 )
             records += 1
             rows += rec.batch.num_rows
-            kept += self.buffer.insert(
-                rec.table, rec.lsn, uncommitted(rec.batch, rec.lsn, committed[rec.table])
-            )
+            pending = uncommitted(rec.batch, rec.lsn, committed[table])
+            if deleted_from is not None:
+                if pending.num_rows:
+                    self.buffer.delete(table, rec.lsn, pending)
+            else:
+                kept += self.buffer.insert(table, rec.lsn, pending)
         secs = time.monotonic() - t0
         self.replay_stats = {"records": records, "rows": rows, "rows_restored": kept, "seconds": secs}
         log.info("WAL replay: %d records, %d rows (%d not yet in Delta) in %.3f s", records, rows, kept, secs)
 
     def _apply(self, rec: WalRecord) -> None:
-        self.buffer.insert(rec.table, rec.lsn, rec.batch)
+        deleted_from = tombstone_table(rec.table)
+        if deleted_from is not None:
+            self.buffer.delete(deleted_from, rec.lsn, rec.batch)
+        else:
+            self.buffer.insert(rec.table, rec.lsn, rec.batch)
+
+    def _overlaps_delta(self, table: str, project: str, ts_min_us: int, ts_max_us: int) -> bool:
+        store = self.stores.get(table)
+        return store is not None and store.may_contain(project, ts_min_us, ts_max_us)
 
     def close(self, flush: bool = True) -> None:
         """Flush everything buffered (unless `flush=False`, which simulates a crash) and stop."""
@@ -190,6 +208,12 @@ class TimeFusion:
         if self.query is None:
             raise QueryError("the database system is starting up", "57P03")
         try:
+            dml = parse_dml(text, self.schemas)
+        except DmlError as e:
+            raise QueryError(str(e), e.sqlstate) from None
+        if dml is not None:
+            return self._dml(dml.kind, dml.table, dml.select_sql, params, projects, finalize)
+        try:
             parsed = parse_insert(text, self.schemas, params)
         except InsertError as e:
             raise QueryError(str(e), e.sqlstate) from None
@@ -222,3 +246,36 @@ class TimeFusion:
         except Exception as e:
             raise query_error(e) from None
         return QueryResult(pa.schema([]), None, command="INSERT", rowcount=n)
+
+    def _dml(
+        self,
+        kind: str,
+        table: str,
+        select_sql: str,
+        params: Sequence[object] | None,
+        projects: frozenset[str] | None,
+        finalize: Callable[[str], str] | None,
+    ) -> QueryResult:
+        """UPDATE: ingest the new versions of the matching rows; DELETE: log tombstones for their
+        keys (see query/dml.py). The tag counts distinct rows (project_id, timestamp, id)."""
+        assert self.query is not None
+        with self._dml_lock:
+            found = self.query.execute(select_sql, params, projects, finalize).to_table()
+            found = dedup_last(found, KEY_COLUMNS)
+            # the engine already scopes the rows to the session's projects; be explicit anyway
+            if projects is not None and not set(found.column("project_id").to_pylist()) <= projects:
+                raise QueryError(f"permission denied: {kind} of a project outside this session", "42501")
+            if found.num_rows == 0:
+                return QueryResult(pa.schema([]), None, command=kind, rowcount=0)
+            if self.ingestor is None:
+                raise QueryError("the database is not open", "57P03")
+            try:
+                if kind == "UPDATE":
+                    n = self.ingestor.ingest(table, found)
+                else:
+                    n = self.ingestor.delete(table, found)
+            except IngestError:
+                raise
+            except Exception as e:
+                raise query_error(e) from None
+        return QueryResult(pa.schema([]), None, command=kind, rowcount=n)

@@ -7,6 +7,11 @@ are pruned by partition values and timestamp stats; then, in a fresh SessionCont
 each table name is bound to a view `buffer UNION ALL file_1 UNION ALL …`. DataFusion pushes the
 query's filters into every branch. Registering each referenced file (not listing directories) is
 what keeps files that Delta no longer references out of results (DESIGN.md §3).
+
+Idempotent ingest and UPDATE/DELETE (`write/buffer.py`): the buffer side holds the newest row per
+key, and when buffered rows replace or delete rows already in Delta (rare: a retried batch after a
+flush, UPDATE, DELETE), the Delta files that can hold those keys are anti-joined with the keys, so
+each key appears once. Append-only data never pays for this: the buffer reports no such keys.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from timefusion.query.functions import register_functions
 from timefusion.query.rewrite import Prepared, PruneSpec, RewriteError, prepare
 from timefusion.schema import TableSchema
 from timefusion.storage.delta import DeltaStore, prune_files
-from timefusion.write.buffer import Buffer
+from timefusion.write.buffer import Buffer, BufferView
 
 
 class QueryError(Exception):
@@ -122,6 +127,21 @@ def _us(value: dt.datetime | None) -> int | None:
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
+def _shadow_ranges(keys: pa.Table | None) -> dict[str, tuple[dt.datetime, dt.datetime]]:
+    """project → (min, max) timestamp of the keys the buffer replaces or deletes."""
+    if keys is None or keys.num_rows == 0:
+        return {}
+    spans = keys.group_by("project_id").aggregate([("timestamp", "min"), ("timestamp", "max")])
+    return {
+        p: (lo, hi)
+        for p, lo, hi in zip(
+            spans.column("project_id").to_pylist(),
+            spans.column("timestamp_min").to_pylist(),
+            spans.column("timestamp_max").to_pylist(),
+        )
+    }
+
+
 class QueryEngine:
     def __init__(
         self,
@@ -191,11 +211,14 @@ class QueryEngine:
         self, ctx: SessionContext, tables: Mapping[str, PruneSpec], projects: frozenset[str] | None
     ) -> dict[str, ScanStats]:
         """Register each referenced table in `ctx` as buffer ∪ pruned Delta files."""
+        for name in tables:
+            if name in self.stores:  # settle suspected key overlaps with Delta (outside the lock)
+                self.buffer.resolve(name, self.stores[name].key_fingerprints)
         with self.buffer.lock:  # one consistent cut of memory and Delta
             cut = {
                 name: (
                     self.stores[name].snapshot,
-                    self.buffer.snapshot(
+                    self.buffer.view(
                         name,
                         _allowed(tables[name], projects),
                         _us(tables[name].ts_min),
@@ -206,7 +229,7 @@ class QueryEngine:
                 if name in self.stores
             }
         scans: dict[str, ScanStats] = {}
-        for name, (snapshot, batches) in cut.items():
+        for name, (snapshot, view) in cut.items():
             spec = tables[name]
             allowed = _allowed(spec, projects)
             date_min, date_max = spec.date_min, spec.date_max
@@ -215,22 +238,21 @@ class QueryEngine:
             if spec.ts_max is not None:
                 date_max = min(date_max or spec.ts_max.date(), spec.ts_max.date())
             files = prune_files(snapshot.files, allowed, spec.ts_min, spec.ts_max, date_min, date_max)
-            self._register(ctx, self.schemas[name], batches, files, projects)
-            scans[name] = ScanStats(snapshot.num_files, files.num_rows, len(batches), snapshot.version)
+            self._register(ctx, self.schemas[name], view, files, projects)
+            scans[name] = ScanStats(snapshot.num_files, files.num_rows, len(view.batches), snapshot.version)
         return scans
 
     def _register(
         self,
         ctx: SessionContext,
         schema: TableSchema,
-        batches: list[pa.RecordBatch],
+        view: BufferView,
         files: pa.Table,
         projects: frozenset[str] | None,
     ) -> None:
         arrow_schema = schema.arrow_schema
         buffer_name = f"__tf_buffer_{schema.name}"
-        if not batches:
-            batches = [pa.RecordBatch.from_pylist([], schema=arrow_schema)]
+        batches = view.batches or [pa.RecordBatch.from_pylist([], schema=arrow_schema)]
         ctx.register_record_batches(buffer_name, [[b] for b in batches])
         parts: list[DataFrame] = [ctx.table(buffer_name)]
         paths = files.column("path").to_pylist()
@@ -240,13 +262,38 @@ class QueryEngine:
                 local = self.resolve_files(paths)
             except Exception as e:  # 58030 io_error: the bucket did not give us a data file
                 raise QueryError(f"cannot read data files from object storage: {e}", "58030") from None
-        for path, local_path, project, date in zip(
+        shadowed = _shadow_ranges(view.shadow_keys)
+        shadow_frame: DataFrame | None = None
+        n = files.num_rows
+        lows = files.column("ts_min").to_pylist() if shadowed else [None] * n
+        highs = files.column("ts_max").to_pylist() if shadowed else [None] * n
+        for path, local_path, project, date, lo, hi in zip(
             paths,
             local,
             files.column("project_id").to_pylist(),
             files.column("date").to_pylist(),
+            lows,
+            highs,
         ):
-            parts.append(self._file_frame(ctx, schema, path, project, date, local_path))
+            frame = self._file_frame(ctx, schema, path, project, date, local_path)
+            span = shadowed.get(project)
+            if span is not None and (lo is None or lo <= span[1]) and (hi is None or hi >= span[0]):
+                if shadow_frame is None:  # keys newer in the buffer, or deleted: hide Delta's rows
+                    assert view.shadow_keys is not None
+                    shadow_name = f"__tf_shadow_{schema.name}"
+                    ctx.register_record_batches(shadow_name, [view.shadow_keys.to_batches()])
+                    shadow_frame = ctx.table(shadow_name).select(
+                        col("project_id").alias("__s_p"),
+                        col("timestamp").alias("__s_t"),
+                        col("id").alias("__s_i"),
+                    )
+                frame = frame.join(
+                    shadow_frame,
+                    how="anti",
+                    left_on=["project_id", "timestamp", "id"],
+                    right_on=["__s_p", "__s_t", "__s_i"],
+                )
+            parts.append(frame)
         frame = reduce(lambda a, b: a.union(b), parts)
         if projects is not None:
             frame = frame.filter(F.in_list(col("project_id"), [lit(p) for p in sorted(projects)]))

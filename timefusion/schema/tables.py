@@ -43,6 +43,7 @@ class Column:
     type_name: str
     nullable: bool
     default: Any = None  # literal, "now" or "uuid"; only for NOT NULL columns
+    mutable: bool = False  # `mutable: true` in the YAML: UPDATE may SET it (see query/dml.py)
 
     @property
     def arrow_type(self) -> pa.DataType:
@@ -76,6 +77,11 @@ class TableSchema:
         return tuple(c.name for c in self.columns if c.name not in self.partition_by)
 
     @cached_property
+    def mutable_columns(self) -> tuple[str, ...]:
+        """Columns an UPDATE may SET (`mutable: true` in the schema file)."""
+        return tuple(c.name for c in self.columns if c.mutable)
+
+    @cached_property
     def json_columns(self) -> frozenset[str]:
         return frozenset(c.name for c in self.columns if c.is_json)
 
@@ -87,7 +93,11 @@ def _parse(doc: dict[str, Any], source: str) -> TableSchema:
         for c in doc["columns"]:
             if c["type"] not in _TYPES:
                 raise SchemaError(f"{source}: column {c['name']}: unknown type {c['type']!r}")
-            cols.append(Column(c["name"], c["type"], bool(c["nullable"]), c.get("default")))
+            cols.append(
+                Column(
+                    c["name"], c["type"], bool(c["nullable"]), c.get("default"), bool(c.get("mutable", False))
+                )
+            )
         names = [c.name for c in cols]
         if len(set(names)) != len(names):
             raise SchemaError(f"{source}: duplicate column names")
@@ -97,6 +107,9 @@ def _parse(doc: dict[str, Any], source: str) -> TableSchema:
         for ref in (*partition_by, *(s for s, _ in sort_by), *dedup, "timestamp", "project_id", "date"):
             if ref not in names:
                 raise SchemaError(f"{source}: refers to column {ref!r}, which is not declared")
+        for c in cols:  # a row's identity and placement can never change
+            if c.mutable and c.name in (*partition_by, *dedup, "timestamp", "project_id", "date"):
+                raise SchemaError(f"{source}: column {c.name!r} is a key or partition column: not mutable")
         return TableSchema(name, tuple(cols), partition_by, sort_by, dedup, doc.get("description", ""))
     except KeyError as e:
         raise SchemaError(f"{source}: missing key {e}") from None

@@ -10,6 +10,12 @@ the Parquet files are written here, uploaded with create-only puts and added to 
 *outside* the table lock; only the Delta commit (a conditional put of the next log entry, made by
 delta-rs, retried on conflicts) runs under it. A commit whose outcome is unknown (timeout, lost
 connection) is looked up in the log by its commit id before anything is cleaned up.
+
+Rows that replace or delete rows already in Delta (a retried batch, UPDATE, DELETE: see
+`write/buffer.py`) are committed with `merge`, one MERGE commit that deletes, updates and inserts
+by key, so Delta itself never holds two rows of one key. `may_contain` (min/max stats per project)
+and `key_fingerprints` (the keys of one project and time range) tell the write path cheaply whether
+such a MERGE is needed at all.
 """
 
 from __future__ import annotations
@@ -23,15 +29,20 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from timefusion.schema import TableSchema
 from timefusion.storage.cache import ReadCache
 from timefusion.storage.location import TableLocation
+from timefusion.write.keys import key_hashes
 from timefusion.write.recovery import Committed, merge
+
+OP_COLUMN = "__tf_op"  # in a MERGE source: 'u' = upsert the row, 'd' = delete the key
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +62,24 @@ class Snapshot:
     @property
     def num_files(self) -> int:
         return self.files.num_rows
+
+    def ranges(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """project → (ts_min µs, ts_max µs) of its files (missing stats: unbounded)."""
+        cached = self.__dict__.get("_ranges")
+        if cached is not None:
+            return cached
+        out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        if self.files.num_rows:
+            lo = pc.fill_null(self.files["ts_min"].cast(pa.int64()), np.iinfo(np.int64).min).to_numpy()
+            hi = pc.fill_null(self.files["ts_max"].cast(pa.int64()), np.iinfo(np.int64).max).to_numpy()
+            projects = self.files["project_id"].to_pylist()
+            groups: dict[str, list[int]] = {}
+            for i, p in enumerate(projects):
+                groups.setdefault(p, []).append(i)
+            for p, idx in groups.items():
+                out[p] = (lo[idx], hi[idx])
+        object.__setattr__(self, "_ranges", out)
+        return out
 
 
 _FILES_SCHEMA = pa.schema(
@@ -95,6 +124,7 @@ class DeltaStore:
             self._objects = ObjectWriter(self, location.s3)
         self._table = self._open_or_create()
         self._snapshot = self._build_snapshot()
+        self._fingerprints: dict[tuple[int, str, int, int], np.ndarray] = {}
 
     # -- opening -----------------------------------------------------------------------------------
     def _open_or_create(self) -> DeltaTable:
@@ -193,6 +223,113 @@ class DeltaStore:
                     self._table.update_incremental()
             return self._build_snapshot()
 
+    def merge(self, rows: pa.Table, deletes: pa.Table | None, metadata: dict[str, Any]) -> Snapshot:
+        """One commit that upserts `rows` and deletes the keys in `deletes` (project_id, timestamp,
+        id) — a key present in both is upserted. Rows must be unique per key. Returns the new
+        snapshot without publishing it (see `publish`)."""
+        schema = self.schema.arrow_schema
+        loose = pa.schema([f.with_nullable(True) for f in schema] + [pa.field(OP_COLUMN, pa.string())])
+        parts = [
+            rows.select(schema.names)
+            .cast(pa.schema(list(loose)[:-1]))
+            .append_column(OP_COLUMN, pa.array(["u"] * rows.num_rows, pa.string()))
+        ]
+        if deletes is not None and deletes.num_rows:
+            if rows.num_rows:
+                upserted = _keys(rows)
+                deletes = deletes.filter(pc.invert(pc.is_in(_keys(deletes), value_set=upserted)))
+            n = deletes.num_rows
+            cols = {f.name: pa.nulls(n, f.type) for f in loose}
+            for name in ("project_id", "timestamp", "id"):
+                cols[name] = deletes.column(name).cast(loose.field(name).type)
+            cols["date"] = deletes.column("timestamp").cast(pa.date32())
+            cols[OP_COLUMN] = pa.array(["d"] * n, pa.string())
+            parts.append(pa.table(cols, schema=loose))
+        source = pa.concat_tables(parts).combine_chunks()
+        projects = sorted(set(source.column("project_id").to_pylist()))
+        dates = sorted({d.isoformat() for d in source.column("date").to_pylist()})
+        quoted = ", ".join("'" + p.replace("'", "''") + "'" for p in projects)
+        predicate = (
+            f"t.project_id IN ({quoted}) AND t.date IN ({', '.join(repr(d) for d in dates)}) "
+            "AND t.project_id = s.project_id AND t.date = s.date AND t.timestamp = s.timestamp "
+            "AND t.id = s.id"
+        )
+        props = CommitProperties(
+            custom_metadata={k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()},
+            max_commit_retries=self.max_commit_retries,
+        )
+        writer = WriterProperties(compression="ZSTD", compression_level=3, max_row_group_size=131072)
+        with self._lock:
+            for attempt in range(1, 6):
+                try:
+                    (
+                        self._table.merge(
+                            source,
+                            predicate,
+                            source_alias="s",
+                            target_alias="t",
+                            writer_properties=writer,
+                            commit_properties=props,
+                        )
+                        .when_matched_delete(predicate=f"s.{OP_COLUMN} = 'd'")
+                        .when_matched_update_all(except_cols=[OP_COLUMN])
+                        .when_not_matched_insert_all(
+                            predicate=f"s.{OP_COLUMN} = 'u'", except_cols=[OP_COLUMN]
+                        )
+                        .execute()
+                    )
+                    break
+                except CommitFailedError:
+                    if attempt == 5:
+                        raise
+                    log.warning("merge into %s failed (attempt %d); retrying", self.schema.name, attempt)
+                    time.sleep(0.05 * 2**attempt)
+                    self._table.update_incremental()
+            return self._build_snapshot()
+
+    # -- what Delta holds --------------------------------------------------------------------------
+    def may_contain(self, project: str, ts_min_us: int, ts_max_us: int) -> bool:
+        """Could the published snapshot hold rows of `project` in [ts_min, ts_max]? (file stats)"""
+        found = self._snapshot.ranges().get(project)
+        if found is None:
+            return False
+        lo, hi = found
+        return bool(np.any((lo <= ts_max_us) & (hi >= ts_min_us)))
+
+    def key_fingerprints(self, project: str, ts_min_us: int, ts_max_us: int) -> np.ndarray:
+        """Sorted fingerprints (`keys.key_hashes`) of the published snapshot's rows of `project`
+        with timestamp in [ts_min, ts_max]: reads only the key columns of the overlapping files."""
+        snapshot = self._snapshot
+        cache_key = (snapshot.version, project, ts_min_us, ts_max_us)
+        cached = self._fingerprints.get(cache_key)
+        if cached is not None:
+            return cached
+        ts_type = pa.timestamp("us", tz="UTC")
+        lo, hi = pa.scalar(ts_min_us, ts_type), pa.scalar(ts_max_us, ts_type)
+        files = prune_files(snapshot.files, frozenset([project]), lo, hi, None, None)
+        if files.num_rows == 0:
+            out = np.empty(0, np.uint64)
+        else:
+            root = self.location.uri.rstrip("/") + "/"
+            wanted = {p[len(root) :] if p.startswith(root) else p for p in files["path"].to_pylist()}
+            with self._lock:
+                dataset = self._table.to_pyarrow_dataset(
+                    file_pruning_predicate=[("project_id", "=", project)]
+                )
+            chosen = [f for f in dataset.files if any(f.endswith(w) for w in wanted)] or dataset.files
+            dataset = ds.dataset(
+                chosen, schema=dataset.schema, format="parquet", filesystem=dataset.filesystem
+            )
+            keys = dataset.to_table(
+                columns=["timestamp", "id"],
+                filter=(ds.field("timestamp") >= lo) & (ds.field("timestamp") <= hi),
+            )
+            out = np.sort(key_hashes(keys["timestamp"], keys["id"]))
+        if len(self._fingerprints) > 256:
+            self._fingerprints.clear()
+        self._fingerprints[cache_key] = out
+        return out
+
     def publish(self, snapshot: Snapshot) -> None:
         """Make `snapshot` the one queries see (the flusher does this under the buffer lock)."""
         if snapshot.version >= self._snapshot.version:
@@ -233,6 +370,12 @@ class DeltaStore:
                 return
             seen = len(history)
             limit *= 4
+
+
+def _keys(data: pa.Table) -> pa.Array:
+    us = data.column("timestamp").cast(pa.int64()).cast(pa.string())
+    out = pc.binary_join_element_wise(data.column("project_id"), us, data.column("id"), "\x1f")
+    return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
 
 
 def prune_files(

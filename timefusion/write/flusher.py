@@ -5,6 +5,11 @@ covers; recovery reads that back and skips those rows, so a crash between the De
 WAL release duplicates nothing. Rows stay queryable from memory until the commit is published,
 and buffer release and snapshot publication happen under the buffer lock, so a query sees each
 row exactly once.
+
+Buckets whose rows replace rows already in Delta, or that carry DELETE tombstones
+(`Bucket.mutated`), go into a second commit made with MERGE (`DeltaStore.merge`), so Delta never
+holds two rows of one key; a bucket only *suspected* of that (its times overlap a Delta file's
+stats) is first verified against Delta's keys, so late but new rows still take the plain append.
 """
 
 from __future__ import annotations
@@ -15,26 +20,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import pyarrow as pa
 
 from timefusion.schema import TableSchema
 from timefusion.storage.delta import META_BUCKET_US, META_KEYS, META_MAX_LSN, META_WAL_ID, DeltaStore
-from timefusion.write.buffer import Bucket, Buffer, key_runs
+from timefusion.write.buffer import KEY_SCHEMA, MAYBE, Bucket, Buffer, dedup_last
 from timefusion.write.recovery import key_string
 
 log = logging.getLogger(__name__)
-
-
-def dedup_last(data: pa.Table, keys: tuple[str, ...]) -> pa.Table:
-    """Keep the last row (in arrival order) of every distinct `keys` combination."""
-    if not keys or data.num_rows < 2:
-        return data
-    order, _, ends = key_runs(data.select(list(keys)).combine_chunks())
-    if len(ends) == data.num_rows:
-        return data
-    last = np.sort(order.to_numpy()[ends - 1])  # the last arrival of each key, in arrival order
-    return data.take(pa.array(last))
 
 
 def prepare_commit(schema: TableSchema, buckets: list[Bucket]) -> pa.Table:
@@ -42,7 +35,8 @@ def prepare_commit(schema: TableSchema, buckets: list[Bucket]) -> pa.Table:
     data = pa.Table.from_batches(
         [b for bucket in buckets for b in bucket.batches], schema=schema.arrow_schema
     )
-    data = dedup_last(data, schema.dedup_keys)
+    keys = tuple(dict.fromkeys(("project_id", *schema.dedup_keys))) if schema.dedup_keys else ()
+    data = dedup_last(data, keys)
     order = [(p, "ascending") for p in schema.partition_by]
     order += [(c, "descending" if desc else "ascending") for c, desc in schema.sort_by]
     return data.sort_by(order)
@@ -143,6 +137,17 @@ class Flusher:
             return total
 
     def _commit(self, store: DeltaStore, buckets: list[Bucket], high_water: int) -> int:
+        if any(b.shadows == MAYBE for b in buckets):
+            self.buffer.resolve(store.schema.name, store.key_fingerprints)
+        plain = [b for b in buckets if not b.mutated]
+        mutated = [b for b in buckets if b.mutated]
+        total = 0
+        for group, merge in ((plain, False), (mutated, True)):
+            if group:
+                total += self._commit_group(store, group, high_water, merge)
+        return total
+
+    def _commit_group(self, store: DeltaStore, buckets: list[Bucket], high_water: int, merge: bool) -> int:
         data = prepare_commit(store.schema, buckets)
         keys: dict[str, int] = {}
         for b in buckets:
@@ -155,18 +160,24 @@ class Flusher:
             META_KEYS: keys,
         }
         t0 = time.monotonic()
-        snapshot = store.append(data, meta)
+        if merge:
+            tombstones = [t for b in buckets for t in b.tombstones]
+            deletes = pa.Table.from_batches(tombstones, KEY_SCHEMA) if tombstones else None
+            snapshot = store.merge(data, deletes, meta)
+        else:
+            snapshot = store.append(data, meta)
         with self.buffer.lock:  # publish the new files and forget the rows in one step
             store.publish(snapshot)
             self.buffer.release(buckets)
         self.stats.commits += 1
         self.stats.rows += data.num_rows
         log.info(
-            "flushed %d rows of %s in %d buckets to Delta version %d (%.0f ms)",
+            "flushed %d rows of %s in %d buckets to Delta version %d with %s (%.0f ms)",
             data.num_rows,
             store.schema.name,
             len(buckets),
             snapshot.version,
+            "MERGE" if merge else "append",
             (time.monotonic() - t0) * 1000,
         )
         return data.num_rows

@@ -12,9 +12,16 @@ from collections.abc import Callable, Mapping
 import pyarrow as pa
 
 from timefusion.schema import TableSchema
-from timefusion.write.buffer import Buffer
+from timefusion.write.buffer import KEY_COLUMNS, KEY_SCHEMA, Buffer
 from timefusion.write.coerce import IngestError, coerce
 from timefusion.write.wal import Wal
+
+TOMBSTONE_SUFFIX = "#delete"  # WAL record table name `<table>#delete`: the batch holds deleted keys
+
+
+def tombstone_table(wal_table: str) -> str | None:
+    """The table a WAL record of tombstones belongs to, or None for a record of rows."""
+    return wal_table[: -len(TOMBSTONE_SUFFIX)] if wal_table.endswith(TOMBSTONE_SUFFIX) else None
 
 
 class ServerBusyError(IngestError):
@@ -62,7 +69,22 @@ class Ingestor:
             raise ServerBusyError(
                 "server busy: the write buffer is full and is being flushed to storage; retry shortly"
             )
-        self.wal.append(table, batch)
+        self.buffer.prehash(batch)  # key fingerprints: here, in parallel, not in the WAL writer thread
+        try:
+            self.wal.append(table, batch)
+        finally:
+            self.buffer.forget(batch)
+        return batch.num_rows
+
+    def delete(self, table: str, keys: pa.Table) -> int:
+        """Durably delete the rows with these keys (project_id, timestamp, id); returns how many
+        keys once the tombstone record is in the WAL and applied to the buffer."""
+        if table not in self.schemas:
+            raise IngestError(f'relation "{table}" does not exist', "42P01")
+        if keys.num_rows == 0:
+            return 0
+        batch = keys.select(list(KEY_COLUMNS)).cast(KEY_SCHEMA).combine_chunks().to_batches()[0]
+        self.wal.append(table + TOMBSTONE_SUFFIX, batch)
         return batch.num_rows
 
     async def ingest_async(self, table: str, data: pa.RecordBatch | pa.Table) -> int:

@@ -46,6 +46,7 @@ from timefusion.protocol.pgwire.splitter import split_statements
 from timefusion.protocol.pgwire.statements import Statement, bind_session_values, classify
 from timefusion.protocol.pgwire.types import column_type, decode_param
 from timefusion.query.catalog import SessionInfo
+from timefusion.query.dml import DmlError, parse_dml
 from timefusion.query.insert_values import InsertError, parse_insert
 from timefusion.query.rewrite import infer_param_types
 from timefusion.query.rewrite.placeholders import placeholder_spans
@@ -348,6 +349,10 @@ class Connection:
                 await self.in_thread(
                     parse_insert, statement.sql, db.schemas, None if not oids else [None] * len(oids)
                 )
+            elif statement.kind in ("update", "delete"):
+                parse_dml(statement.sql, db.schemas)
+        except DmlError as e:  # unknown or immutable column, unsupported form: as PostgreSQL, at Parse
+            raise PgError(e.sqlstate, str(e)) from None
         except InsertError as e:
             if e.sqlstate == SYNTAX_ERROR:
                 raise PgError(SYNTAX_ERROR, str(e)) from None
@@ -646,7 +651,7 @@ class Connection:
         settings = self.settings
         assert settings is not None
         kind = statement.kind
-        if kind == "insert":
+        if kind in ("insert", "update", "delete"):
             db = self.server.db
             assert db is not None
             result = await self.guarded(
@@ -654,7 +659,9 @@ class Connection:
                     lambda: db.sql(statement.sql, params or None, self.server.projects, self.finalize)
                 )
             )
-            return _Outcome(f"INSERT 0 {result.rowcount or 0}")
+            if kind == "insert":
+                return _Outcome(f"INSERT 0 {result.rowcount or 0}")
+            return _Outcome(f"{kind.upper()} {result.rowcount or 0}")
         if kind == "set":
             if settings.set(statement.name, statement.value):
                 name = settings.canonical(statement.name)

@@ -1,8 +1,9 @@
 """Classify a statement and parse the session commands the wire layer answers itself.
 
-Queries and INSERTs go to the engine; `SET`, `RESET`, `SHOW`, transaction control, `DISCARD` and
-`DEALLOCATE` change or read per-connection state here. Functions and keywords that read session
-state (`current_user`, `version()`, `current_setting('x')`, …) become literals.
+Queries, INSERTs, UPDATEs and DELETEs go to the engine; `SET`, `RESET`, `SHOW`, transaction
+control, `DISCARD` and `DEALLOCATE` change or read per-connection state here. Functions and
+keywords that read session state (`current_user`, `version()`, `current_setting('x')`, …) become
+literals.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ _WORD = re.compile(r"[A-Za-z_]+")
 
 @dataclass(frozen=True)
 class Statement:
-    kind: str  # query | insert | set | reset | show | begin | commit | rollback | discard | deallocate | noop
+    # query | insert | update | delete | set | reset | show | begin | commit | rollback | discard |
+    # deallocate | noop
+    kind: str
     sql: str
     tag: str = ""  # the CommandComplete tag for commands answered here
     name: str = ""  # setting / prepared statement name
@@ -55,6 +58,8 @@ def classify(sql: str) -> Statement:
         return Statement("insert", sql)
     if head == "copy":
         return Statement("copy", sql)
+    if head in ("update", "delete"):  # run by the engine (query/dml.py); the tag carries the count
+        return Statement(head, sql)
     if head in ("begin", "start"):
         return Statement("begin", sql, "BEGIN")
     if head in ("commit", "end"):
