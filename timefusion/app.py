@@ -29,7 +29,7 @@ from timefusion.storage.s3 import BucketError, S3Settings, check_bucket
 from timefusion.write.buffer import KEY_COLUMNS, Buffer, dedup_last
 from timefusion.write.coerce import IngestError
 from timefusion.write.flusher import Flusher
-from timefusion.write.ingest import Ingestor, tombstone_table
+from timefusion.write.ingest import Ingestor, tombstone_table, widen
 from timefusion.write.recovery import Committed, uncommitted
 from timefusion.write.wal import Wal, WalRecord
 
@@ -144,7 +144,8 @@ class TimeFusion:
                 )
             records += 1
             rows += rec.batch.num_rows
-            pending = uncommitted(rec.batch, rec.lsn, committed[table])
+            batch = rec.batch if deleted_from is not None else widen(self.schemas[table], rec.batch)
+            pending = uncommitted(batch, rec.lsn, committed[table])
             if deleted_from is not None:
                 if pending.num_rows:
                     self.buffer.delete(table, rec.lsn, pending)

@@ -310,16 +310,14 @@ class DeltaStore:
         if files.num_rows == 0:
             out = np.empty(0, np.uint64)
         else:
-            root = self.location.uri.rstrip("/") + "/"
-            wanted = {p[len(root) :] if p.startswith(root) else p for p in files["path"].to_pylist()}
-            with self._lock:
-                dataset = self._table.to_pyarrow_dataset(
-                    file_pruning_predicate=[("project_id", "=", project)]
-                )
-            chosen = [f for f in dataset.files if any(f.endswith(w) for w in wanted)] or dataset.files
-            dataset = ds.dataset(
-                chosen, schema=dataset.schema, format="parquet", filesystem=dataset.filesystem
-            )
+            # The snapshot's own file list (never a directory listing: compaction leaves unreferenced
+            # files behind); on S3 through the read cache, so the key columns are read locally.
+            paths = files["path"].to_pylist()
+            if self.cache is not None:
+                paths = self.cache.local_paths(paths)
+            arrow = self.schema.arrow_schema  # delta-rs files may declare string_view: read as ours
+            key_schema = pa.schema([arrow.field("timestamp"), arrow.field("id")])
+            dataset = ds.dataset([_local_path(p) for p in paths], schema=key_schema, format="parquet")
             keys = dataset.to_table(
                 columns=["timestamp", "id"],
                 filter=(ds.field("timestamp") >= lo) & (ds.field("timestamp") <= hi),
@@ -370,6 +368,10 @@ class DeltaStore:
                 return
             seen = len(history)
             limit *= 4
+
+
+def _local_path(path: str) -> str:
+    return unquote(path[len("file://") :]) if path.startswith("file://") else path
 
 
 def _keys(data: pa.Table) -> pa.Array:

@@ -24,6 +24,30 @@ def tombstone_table(wal_table: str) -> str | None:
     return wal_table[: -len(TOMBSTONE_SUFFIX)] if wal_table.endswith(TOMBSTONE_SUFFIX) else None
 
 
+def compact(batch: pa.RecordBatch) -> pa.RecordBatch | None:
+    """`batch` without its all-NULL columns, for the WAL (None: nothing to drop).
+
+    A coerced batch has every column of its table; rows from Flight, COPY or INSERT usually fill a
+    handful of the 92, and an all-NULL string column still costs ~4 bytes a row in Arrow IPC
+    (offsets and validity), which made an 8-column row ~490 bytes of WAL. `widen` restores them."""
+    n = batch.num_rows
+    keep = [i for i, c in enumerate(batch.columns) if c.null_count != n]
+    if len(keep) == batch.num_columns:
+        return None
+    return batch.select(keep)
+
+
+def widen(schema: TableSchema, batch: pa.RecordBatch) -> pa.RecordBatch:
+    """A WAL batch with the columns `compact` dropped put back as NULLs, in the table's order."""
+    target = schema.arrow_schema
+    if batch.schema.equals(target):
+        return batch
+    n = batch.num_rows
+    names = set(batch.schema.names)
+    columns = [batch.column(f.name) if f.name in names else pa.nulls(n, f.type) for f in target]
+    return pa.RecordBatch.from_arrays(columns, schema=target)
+
+
 class ServerBusyError(IngestError):
     """The buffer is full and did not drain in time; the client should retry."""
 
@@ -71,7 +95,7 @@ class Ingestor:
             )
         self.buffer.prehash(batch)  # key fingerprints: here, in parallel, not in the WAL writer thread
         try:
-            self.wal.append(table, batch)
+            self.wal.append(table, batch, compact(batch))
         finally:
             self.buffer.forget(batch)
         return batch.num_rows

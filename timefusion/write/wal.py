@@ -150,7 +150,7 @@ class _Append:
 
     __slots__ = ("batch", "future", "head", "ipc", "length", "payload_crc", "table")
 
-    def __init__(self, table: str, batch: pa.RecordBatch) -> None:
+    def __init__(self, table: str, batch: pa.RecordBatch, logged: pa.RecordBatch | None = None) -> None:
         if not isinstance(batch, pa.RecordBatch):
             raise TypeError(f"Wal.append expects a pyarrow.RecordBatch, got {type(batch).__name__}")
         if not isinstance(table, str):
@@ -161,7 +161,8 @@ class _Append:
         # An IPC *stream* is schema message + batch message + end-of-stream marker; serialising
         # the two messages directly avoids BufferOutputStream's grow-and-copy (3-10x faster on
         # 100k-row batches, measured by bench/ingest.py's profile).
-        self.ipc: list[Any] = [batch.schema.serialize(), batch.serialize(), _IPC_EOS]
+        on_disk = batch if logged is None else logged
+        self.ipc: list[Any] = [on_disk.schema.serialize(), on_disk.serialize(), _IPC_EOS]
         self.head = _U16.pack(len(name)) + name
         self.length = len(self.head) + sum(len(p) if isinstance(p, bytes) else p.size for p in self.ipc)
         if self.length > MAX_PAYLOAD:
@@ -520,9 +521,9 @@ class Wal:
         )
 
     # ------------------------------------------------------------------ appending
-    def _submit(self, table: str, batch: pa.RecordBatch) -> Future[int]:
+    def _submit(self, table: str, batch: pa.RecordBatch, logged: pa.RecordBatch | None = None) -> Future[int]:
         self._check_open()  # fail fast, before serialising
-        item = _Append(table, batch)  # serialise + checksum in the caller's thread
+        item = _Append(table, batch, logged)  # serialise + checksum in the caller's thread
         with self._submit_lock:
             self._check_open()
             self._queue.put(item)
@@ -545,10 +546,14 @@ class Wal:
         err.__cause__ = exc
         return err
 
-    def append(self, table: str, batch: pa.RecordBatch) -> int:
-        """Log ``batch`` for ``table``; block until durable (per fsync mode) and applied. Returns its LSN."""
+    def append(self, table: str, batch: pa.RecordBatch, logged: pa.RecordBatch | None = None) -> int:
+        """Log ``batch`` for ``table``; block until durable (per fsync mode) and applied. Returns its LSN.
+
+        ``logged``, when given, is what goes to disk instead of ``batch`` (the caller's compact
+        form of the same rows, e.g. without all-NULL columns); ``batch`` is what ``apply`` gets.
+        Replay returns the logged form."""
         self._not_from_writer("append")
-        return self._submit(table, batch).result()
+        return self._submit(table, batch, logged).result()
 
     def _not_from_writer(self, what: str) -> None:
         if self._writer is not None and threading.current_thread() is self._writer:
