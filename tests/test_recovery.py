@@ -134,3 +134,23 @@ def test_wal_stores_only_filled_columns_and_replay_restores_the_rest(tmp_path: P
     db.close()
     assert after.schema == before.schema
     assert after.equals(before)
+
+
+def test_commits_of_another_process_become_visible_at_the_next_tick(tmp_path: Path) -> None:
+    """Two servers on one table (own WALs): each one's queries see the other's flushed rows after
+    its next flusher tick, without flushing anything itself."""
+    import time
+
+    reader = TimeFusion(make_config(tmp_path, wal_dir=tmp_path / "wal-a", flush_interval_secs=0.2)).open()
+    writer = TimeFusion(make_config(tmp_path, wal_dir=tmp_path / "wal-b")).open()
+    try:
+        assert count(reader) == (0, 0)
+        writer.ingest(T, batch(0, 250))
+        writer.flush()
+        deadline = time.monotonic() + 10
+        while count(reader) != (250, 250) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert count(reader) == (250, 250)
+    finally:
+        writer.close()
+        reader.close()

@@ -181,10 +181,15 @@ class DeltaStore:
         return self._snapshot
 
     def refresh(self) -> Snapshot:
-        """Pick up commits made by other writers."""
+        """Pick up commits made by other writers (their rows are in no buffer of ours, so
+        publishing them at once duplicates nothing)."""
         with self._lock:
+            before = self._table.version()
             self._table.update_incremental()
-            self._snapshot = self._build_snapshot()
+            if self._table.version() != before:
+                snapshot = self._build_snapshot()
+                if snapshot.version > self._snapshot.version:
+                    self._snapshot = snapshot
             return self._snapshot
 
     # -- writing -----------------------------------------------------------------------------------

@@ -95,6 +95,11 @@ class Flusher:
                 break
             forced = self._wake.is_set()
             self._wake.clear()
+            for name, store in self.stores.items():  # other processes may write the same tables
+                try:
+                    store.refresh()
+                except Exception as e:
+                    log.warning("cannot read new commits of %s: %s", name, e)
             try:
                 self.flush(everything=forced or self.under_pressure())
             except Exception as e:  # keep the thread alive: the rows are still in WAL and memory
