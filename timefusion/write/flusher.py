@@ -95,11 +95,6 @@ class Flusher:
                 break
             forced = self._wake.is_set()
             self._wake.clear()
-            for name, store in self.stores.items():  # other processes may write the same tables
-                try:
-                    store.refresh()
-                except Exception as e:
-                    log.warning("cannot read new commits of %s: %s", name, e)
             try:
                 self.flush(everything=forced or self.under_pressure())
             except Exception as e:  # keep the thread alive: the rows are still in WAL and memory
@@ -116,6 +111,13 @@ class Flusher:
     def flush(self, everything: bool = False) -> int:
         """Commit completed buckets (all buckets if `everything`); returns rows committed."""
         with self._flush_lock:
+            # Other processes may write the same tables: publish their commits first. Under the
+            # flush lock, so a commit of ours is never published before its rows leave the buffer.
+            for name, store in self.stores.items():
+                try:
+                    store.refresh()
+                except Exception as e:
+                    log.warning("cannot read new commits of %s: %s", name, e)
             started = time.monotonic()
             now_us = None if everything else int(time.time() * 1_000_000)
             total = 0
