@@ -6,8 +6,6 @@ as the engine configures it (time zone UTC).
 
 from __future__ import annotations
 
-import statistics
-import time
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pyarrow as pa
@@ -286,12 +284,18 @@ def test_placeholders_without_spaces() -> None:
     assert result.to_pylist() == [{"?column?": 1, "s": "ab"}]
 
 
-def test_values_fast_path() -> None:
+def test_values_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """An ingest VALUES list is not parsed by sqlglot (500 rows took it ~375 ms), only bound."""
+    import sqlglot
+
+    def no_parse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("sqlglot parsed a plain VALUES list")
+
     rows = ", ".join(f"($1, 'id-{i}', $2, {i}, ARRAY['a'], E'it\\'s', NULL)" for i in range(500))
-    start = time.perf_counter()
+    monkeypatch.setattr(sqlglot, "parse", no_parse)
+    monkeypatch.setattr(sqlglot, "parse_one", no_parse)
     prepared = prepare(f"VALUES {rows}", ["n'ame", datetime(2025, 1, 17, 14, tzinfo=UTC)], SCHEMAS)
-    assert time.perf_counter() - start < 0.1
+    monkeypatch.undo()
     assert prepared.tables == {}
     table = EMPTY.sql(prepared.sql).to_arrow_table()
     assert table.num_rows == 500
@@ -411,17 +415,3 @@ COMMON = [
 @pytest.mark.parametrize("sql", COMMON)
 def test_common_queries_plan(sql: str) -> None:
     EMPTY.sql(prepare(sql, None, SCHEMAS).sql).schema()
-
-
-def test_prepare_is_fast() -> None:
-    """Every statement pays for prepare(): a few ms at most (measured: about 1-4 ms here)."""
-    timings = {}
-    for i, sql in enumerate(REFERENCE_QUERIES, 1):
-        samples = []
-        for _ in range(30):
-            start = time.perf_counter()
-            insert = split_insert(sql)
-            prepare(insert[2] if insert else sql, None, SCHEMAS, NOW)
-            samples.append(time.perf_counter() - start)
-        timings[f"ref{i}"] = statistics.median(samples) * 1000
-    assert max(timings.values()) < 25, timings
