@@ -112,3 +112,66 @@ def test_errors(sql: str, sqlstate: str, message: str) -> None:
         parse_copy(sql)
     assert caught.value.sqlstate == sqlstate
     assert message in caught.value.message
+
+
+# -- binary tuples: the compiled scanner, fed in arbitrary pieces ---------------------------------
+def _binary_decoder():  # type: ignore[no-untyped-def]
+    from timefusion.protocol.pgwire.copy import BinaryDecoder, _columns
+    from timefusion.schema.tables import load_tables
+
+    spec = parse_copy("COPY otel_logs_and_spans (id, name, duration) FROM STDIN (FORMAT binary)")
+    schema = load_tables()["otel_logs_and_spans"]
+    return BinaryDecoder(spec, schema, _columns(spec, schema))
+
+
+def _tuple(*fields: bytes | None) -> bytes:
+    import struct
+
+    out = struct.pack("!h", len(fields))
+    for f in fields:
+        out += struct.pack("!i", -1) if f is None else struct.pack("!i", len(f)) + f
+    return out
+
+
+HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+TRAILER = b"\xff\xff"
+
+
+def _rows(n: int) -> bytes:
+    import struct
+
+    return b"".join(
+        _tuple(f"id-{i}".encode(), None if i % 3 == 0 else b"op" * (i % 5), struct.pack("!q", i * 1000))
+        for i in range(n)
+    )
+
+
+@pytest.mark.parametrize("piece", [1, 7, 64, 100_000])
+def test_binary_tuples_split_anywhere(piece: int) -> None:
+    data = HEADER + _rows(50) + TRAILER
+    decoder = _binary_decoder()
+    tables = []
+    for i in range(0, len(data), piece):
+        tables += decoder.feed(data[i : i + piece], final=i + piece >= len(data))
+    import pyarrow as pa
+
+    t = pa.concat_tables(tables)
+    assert t.column("id").to_pylist() == [f"id-{i}" for i in range(50)]
+    assert t.column("name").to_pylist() == [None if i % 3 == 0 else "op" * (i % 5) for i in range(50)]
+    assert t.column("duration").to_pylist() == [i * 1000 for i in range(50)]
+    assert decoder.trailer_seen
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (_tuple(b"a", b"b"), "row field count is 2, expected 3 (COPY otel_logs_and_spans, line 3)"),
+        (b"\x00\x03\xff\xff\xff\xfe", "invalid field size (COPY otel_logs_and_spans, line 3)"),
+        (TRAILER + b"\x00", "received copy data after EOF marker"),
+    ],
+)
+def test_binary_tuple_errors(body: bytes, message: str) -> None:
+    with pytest.raises(PgError) as e:
+        _binary_decoder().feed(HEADER + _rows(2) + body, final=True)
+    assert e.value.sqlstate == "22P04"
+    assert message in str(e.value)

@@ -798,55 +798,27 @@ class BinaryDecoder(Decoder):
         return [self._columns(np.frombuffer(buf, np.uint8), starts, lens, first)]
 
     def _scan(self, buf: bytes, pos: int) -> tuple[np.ndarray, np.ndarray, int]:
-        """Walk the tuples from `pos`: the only per-field Python work is reading the length word.
-        Returns the (rows, ncols) field starts and lengths, and where the complete tuples end."""
+        """Walk the tuples from `pos` (compiled: `copy_scan.scan_tuples`). Returns the (rows,
+        ncols) field starts and lengths, and where the complete tuples end."""
+        from timefusion.protocol.pgwire.copy_scan import scan_tuples
+
         ncols = len(self.columns)
-        n = len(buf)
-        unpack_h, unpack_i = _U16.unpack_from, _I32.unpack_from
-        lens: list[int] = []
-        add = lens.append
-        first = pos
-        rows = 0
-        cols = range(ncols)
-        while pos + 2 <= n:
-            (count,) = unpack_h(buf, pos)
-            if count != ncols:
-                if count == -1:
-                    self.trailer_seen = True
-                    if n > pos + 2:
-                        raise PgError(BAD_COPY_FORMAT, "received copy data after EOF marker")
-                    break
-                raise PgError(
-                    BAD_COPY_FORMAT,
-                    f"row field count is {count}, expected {ncols} "
-                    f"(COPY {self.schema.name}, line {self.line + rows + 1})",
-                )
-            p = pos + 2
-            try:
-                for _ in cols:
-                    (length,) = unpack_i(buf, p)
-                    add(length)
-                    p += 4 + length if length > 0 else 4
-            except struct.error:  # the tuple continues in the next CopyData
-                p = n + 1
-            if p > n:
-                del lens[rows * ncols :]
-                break
-            pos = p
-            rows += 1
-        ln = np.array(lens, np.int64)
-        if ln.size and (ln < -1).any():
-            i = int(np.flatnonzero(ln < -1)[0])
+        starts, lens, end, rows, status = scan_tuples(np.frombuffer(buf, np.uint8), pos, ncols)
+        line = self.line + rows + 1
+        if status == 1:
+            self.trailer_seen = True
+            if len(buf) > end + 2:
+                raise PgError(BAD_COPY_FORMAT, "received copy data after EOF marker")
+            end += 2
+        elif status == 2:
+            (count,) = _U16.unpack_from(buf, end)
             raise PgError(
                 BAD_COPY_FORMAT,
-                f"invalid field size (COPY {self.schema.name}, line {self.line + i // ncols + 1})",
+                f"row field count is {count}, expected {ncols} (COPY {self.schema.name}, line {line})",
             )
-        # each field starts after the previous fields, their length words and the tuple headers
-        step = 4 + np.maximum(ln, 0)
-        ends = np.cumsum(step)
-        starts = ends - np.maximum(ln, 0) + first + 2 * (np.arange(ln.size) // ncols + 1)
-        end = pos + 2 if self.trailer_seen else pos
-        return starts.reshape(rows, ncols), ln.reshape(rows, ncols), end
+        elif status == 3:
+            raise PgError(BAD_COPY_FORMAT, f"invalid field size (COPY {self.schema.name}, line {line})")
+        return starts, lens, end
 
     def _columns(self, data: np.ndarray, starts: np.ndarray, lens: np.ndarray, first: int) -> pa.Table:
         arrays = []
