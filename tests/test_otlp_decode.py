@@ -421,3 +421,28 @@ def test_decode_pool_matches_in_process_decoding_and_reports_bad_bodies():
             pool.decode("logs", b"{", True, None)
     finally:
         pool.close()
+
+
+def _init_then_wait(server_pid: int) -> None:
+    import time
+
+    from timefusion.protocol.otlp.workers import _init
+
+    _init(server_pid, "timefusion.project_id", "default")
+    time.sleep(120)  # a pool worker would now block on its task queue
+
+
+def test_a_worker_orphaned_before_its_initializer_ran_exits() -> None:
+    """A decoding process still importing when the server is killed is already orphaned when its
+    initializer runs; it is given the server's pid, sees a different parent and ends at once."""
+    import multiprocessing
+    import os
+
+    ctx = multiprocessing.get_context("spawn")
+    server_pid = os.getppid()  # not the worker's parent (that is this process): as if orphaned
+    proc = ctx.Process(target=_init_then_wait, args=(server_pid,))
+    proc.start()
+    proc.join(timeout=60)
+    if proc.exitcode is None:
+        proc.kill()
+    assert proc.exitcode == 0

@@ -35,22 +35,23 @@ def decode_body(decoder: Decoder, kind: str, body: bytes, json: bool, project: s
     return decoded
 
 
-def _init(project_attribute: str, default_project: str) -> None:
+def _init(server_pid: int, project_attribute: str, default_project: str) -> None:
     global _decoder
+    # The server's pid comes from the server: a worker still importing when the server is killed
+    # would read its *new* parent from os.getppid() here and never notice it was orphaned.
+    threading.Thread(target=_exit_with_parent, args=(server_pid,), daemon=True, name="parent-watch").start()
     from timefusion.schema import load_tables
 
     _decoder = Decoder(dict(load_tables()), project_attribute, default_project)
-    parent = os.getppid()
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="parent-watch").start()
 
 
 def _exit_with_parent(parent: int) -> None:
     """End this worker once the server is gone: a killed server (SIGKILL, out of memory) cannot shut
     its pool down, and a worker blocked on its task queue would otherwise live on forever."""
     while True:
-        time.sleep(1.0)
         if os.getppid() != parent:
             os._exit(0)
+        time.sleep(1.0)
 
 
 def _work(kind: str, body: bytes, json: bool, project: str | None) -> Decoded:
@@ -82,7 +83,7 @@ class DecodePool:
             self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init,
-            initargs=self._args,
+            initargs=(os.getpid(), *self._args),
         )
 
     def warm(self) -> None:
