@@ -29,6 +29,7 @@ gRPC status codes (what a client should do):
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
@@ -159,15 +160,9 @@ class FlightServer(flight.FlightServerBase):
         with self._lock:
             self._active += 1
         try:
-            db = self._db()
-            self._put_stream(db, self._table_name(descriptor, db), reader, writer)
-        except pa.ArrowException as e:
-            raise _shallow(e) from None
-        except Exception as e:  # a bug costs this call, never the server; the log has the details
-            log.exception("Arrow Flight call failed")
-            raise flight.FlightInternalError(
-                f"internal error: {_first_line(e)}; see the server log"
-            ) from None
+            with _call_errors():
+                db = self._db()
+                self._put_stream(db, self._table_name(descriptor, db), reader, writer)
         finally:
             with self._lock:
                 self._active -= 1
@@ -245,22 +240,15 @@ class FlightServer(flight.FlightServerBase):
     def get_flight_info(
         self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor
     ) -> flight.FlightInfo:
-        try:
+        with _call_errors():
             db = self._db()
             sql = self._descriptor_sql(descriptor, db)
             result = self._plan(db, sql)
-        except pa.ArrowException as e:
-            raise _shallow(e) from None
-        except Exception as e:  # a bug costs this call, never the server; the log has the details
-            log.exception("Arrow Flight call failed")
-            raise flight.FlightInternalError(
-                f"internal error: {_first_line(e)}; see the server log"
-            ) from None
         endpoint = flight.FlightEndpoint(sql.encode("utf-8"), [])
         return flight.FlightInfo(result.schema, descriptor, [endpoint], -1, -1)
 
     def do_get(self, context: flight.ServerCallContext, ticket: flight.Ticket) -> flight.FlightDataStream:
-        try:
+        with _call_errors():
             db = self._db()
             try:
                 sql = ticket.ticket.decode("utf-8")
@@ -269,13 +257,6 @@ class FlightServer(flight.FlightServerBase):
             if not sql.strip():
                 raise pa.ArrowInvalid("the ticket is empty; it must hold a SQL query")
             result = self._plan(db, sql)
-        except pa.ArrowException as e:
-            raise _shallow(e) from None
-        except Exception as e:  # a bug costs this call, never the server; the log has the details
-            log.exception("Arrow Flight call failed")
-            raise flight.FlightInternalError(
-                f"internal error: {_first_line(e)}; see the server log"
-            ) from None
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
@@ -310,6 +291,19 @@ class FlightServer(flight.FlightServerBase):
             return db.query.execute(sql, None, self.projects)
         except Exception as e:
             raise _query_error(e) from None
+
+
+@contextlib.contextmanager
+def _call_errors() -> Iterator[None]:
+    """What every Flight call does with an error: Arrow/Flight errors pass on (shallow), anything
+    else is a bug that costs this call, never the server, and is logged with its traceback."""
+    try:
+        yield
+    except pa.ArrowException as e:
+        raise _shallow(e) from None
+    except Exception as e:
+        log.exception("Arrow Flight call failed")
+        raise flight.FlightInternalError(f"internal error: {_first_line(e)}; see the server log") from None
 
 
 def _shallow(e: pa.ArrowException) -> Exception:
