@@ -6,9 +6,9 @@ import time
 import pyarrow as pa
 
 from timefusion.schema import load_tables
+from timefusion.storage.recovery import key_string, uncommitted
 from timefusion.write.buffer import Buffer
 from timefusion.write.coerce import coerce
-from timefusion.write.recovery import key_string, uncommitted
 
 LOGS = load_tables()["otel_logs_and_spans"]
 T = "otel_logs_and_spans"

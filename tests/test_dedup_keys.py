@@ -1,4 +1,4 @@
-"""Key fingerprints (`write/keys.py`): a function of the key alone, and the per-bucket index."""
+"""Key fingerprints (`storage/keys.py`): a function of the key alone, and the per-bucket index."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import uuid
 import numpy as np
 import pyarrow as pa
 
-from timefusion.write.keys import KeyIndex, key_hashes
+from timefusion.storage.keys import KeyIndex, key_hashes
 
 TS = pa.timestamp("us", tz="UTC")
 

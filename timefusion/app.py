@@ -25,12 +25,12 @@ from timefusion.storage.cache import ReadCache
 from timefusion.storage.delta import DeltaStore
 from timefusion.storage.location import table_location
 from timefusion.storage.objects import fetcher
+from timefusion.storage.recovery import Committed, uncommitted
 from timefusion.storage.s3 import BucketError, S3Settings, check_bucket
 from timefusion.write.buffer import KEY_COLUMNS, Buffer, dedup_last
 from timefusion.write.coerce import IngestError
 from timefusion.write.flusher import Flusher
 from timefusion.write.ingest import Ingestor, tombstone_table, widen
-from timefusion.write.recovery import Committed, uncommitted
 from timefusion.write.wal import Wal, WalRecord
 
 log = logging.getLogger(__name__)

@@ -38,9 +38,9 @@ from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundErr
 
 from timefusion.schema import TableSchema
 from timefusion.storage.cache import ReadCache
+from timefusion.storage.keys import key_hashes
 from timefusion.storage.location import TableLocation
-from timefusion.write.keys import key_hashes
-from timefusion.write.recovery import Committed, merge
+from timefusion.storage.recovery import Committed, merge
 
 OP_COLUMN = "__tf_op"  # in a MERGE source: 'u' = upsert the row, 'd' = delete the key
 

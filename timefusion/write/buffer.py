@@ -37,8 +37,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from timefusion.write.keys import KeyIndex, key_hashes
-from timefusion.write.recovery import bucket_starts
+from timefusion.storage.keys import KeyIndex, key_hashes
+from timefusion.storage.recovery import bucket_starts
 
 BucketKey = tuple[str, str, int]  # (table, project_id, bucket start in microseconds since epoch)
 KEY_COLUMNS = ("project_id", "timestamp", "id")

@@ -24,8 +24,8 @@ import pyarrow as pa
 
 from timefusion.schema import TableSchema
 from timefusion.storage.delta import META_BUCKET_US, META_KEYS, META_MAX_LSN, META_WAL_ID, DeltaStore
+from timefusion.storage.recovery import key_string
 from timefusion.write.buffer import KEY_SCHEMA, MAYBE, Bucket, Buffer, dedup_last
-from timefusion.write.recovery import key_string
 
 log = logging.getLogger(__name__)
 
